@@ -1,0 +1,65 @@
+"""Persistence for llmserve: SQLite by default, PostgreSQL optionally.
+
+Repositories return frozen records and raise `storage.errors` exceptions; nothing here
+knows about protobuf, torch or the server.
+"""
+
+from storage.chat import (
+    ChatMessageRecord,
+    ChatRepository,
+    ChatSessionRecord,
+    JsonSchemaRecord,
+    Sender,
+    SessionStatus,
+)
+from storage.db import Database, sqlite_url
+from storage.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    StorageError,
+)
+from storage.jobs import JobKind, JobRecord, JobRepository, JobState
+from storage.luts import (
+    LutEntryAdded,
+    LutEntryData,
+    LutEntryRecord,
+    LutRecord,
+    LutRepository,
+    LutSnapshot,
+    LutVersion,
+)
+from storage.pagination import Page
+from storage.specialists import SpecialistRecord, SpecialistRepository, SpecialistStatus
+
+__all__ = [
+    "AlreadyExistsError",
+    "ChatMessageRecord",
+    "ChatRepository",
+    "ChatSessionRecord",
+    "ConflictError",
+    "Database",
+    "InvalidArgumentError",
+    "JobKind",
+    "JobRecord",
+    "JobRepository",
+    "JobState",
+    "JsonSchemaRecord",
+    "LutEntryAdded",
+    "LutEntryData",
+    "LutEntryRecord",
+    "LutRecord",
+    "LutRepository",
+    "LutSnapshot",
+    "LutVersion",
+    "NotFoundError",
+    "Page",
+    "Sender",
+    "SessionStatus",
+    "SpecialistRecord",
+    "SpecialistRepository",
+    "SpecialistStatus",
+    "StorageError",
+    "sqlite_url",
+]

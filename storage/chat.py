@@ -1,0 +1,306 @@
+"""Chat persistence: sessions, their ordered messages, and the named JSON schemas that
+constrained replies refer to."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+
+from storage import schema as t
+from storage.db import Database
+from storage.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    check_name,
+    parse_enum,
+)
+from storage.pagination import Page, after_key, clamp_page_size, decode_token, make_page
+from storage.schema import utcnow
+
+
+class SessionStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Sender(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class ChatSessionRecord:
+    session_id: str
+    user_id: str
+    model: str
+    system_prompt: str | None
+    status: SessionStatus
+    created_at: datetime
+    last_active: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ChatMessageRecord:
+    message_id: str
+    session_id: str
+    seq: int
+    """1 for a session's first message, then +1 per message, without gaps."""
+    sender: Sender
+    content: str
+    content_json: str | None
+    """The reply as JSON text when it was generated under a JSON schema."""
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class JsonSchemaRecord:
+    name: str
+    schema_json: str
+    created_at: datetime
+    builtin: bool
+
+
+def _session(row: t.ChatSession) -> ChatSessionRecord:
+    return ChatSessionRecord(
+        row.session_id,
+        row.user_id,
+        row.model,
+        row.system_prompt,
+        SessionStatus(row.status),
+        row.created_at,
+        row.last_active,
+        row.ended_at,
+    )
+
+
+def _message(row: t.ChatMessage) -> ChatMessageRecord:
+    return ChatMessageRecord(
+        row.message_id,
+        row.session_id,
+        row.seq,
+        Sender(row.sender),
+        row.content,
+        row.content_json,
+        row.timestamp,
+    )
+
+
+def _schema(row: t.JsonSchema) -> JsonSchemaRecord:
+    return JsonSchemaRecord(row.name, row.schema_json, row.created_at, row.builtin)
+
+
+class ChatRepository:
+    """Reads and writes chat sessions, messages and JSON schemas; one transaction per call."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- sessions -------------------------------------------------------------------
+
+    def create_session(
+        self, user_id: str, model: str, *, system_prompt: str | None = None,
+        session_id: str | None = None,
+    ) -> ChatSessionRecord:  # fmt: skip
+        """Start an active session; `session_id` defaults to a fresh UUID4 string."""
+        if session_id is not None:
+            check_name("session_id", session_id, 36)
+        check_name("user_id", user_id)
+        check_name("model", model)
+        now = utcnow()
+        record = ChatSessionRecord(
+            session_id or str(uuid.uuid4()), user_id, model, system_prompt, SessionStatus.ACTIVE,
+            created_at=now, last_active=now, ended_at=None,
+        )  # fmt: skip
+        values = {**vars(record), "status": record.status.value}
+        stmt = (
+            self._db.insert(t.ChatSession)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(t.ChatSession.session_id)
+        )
+        with self._db.session() as s:
+            if s.execute(stmt).first() is None:  # the conflict skipped the insert
+                raise AlreadyExistsError("chat_session", record.session_id)
+        return record
+
+    def get_session(self, session_id: str) -> ChatSessionRecord:
+        with self._db.session(readonly=True) as s:
+            return _session(self._load_session(s, session_id))
+
+    def touch(self, session_id: str) -> None:
+        """Mark the session as used now (e.g. on a read-only call that adds no message)."""
+        with self._db.session() as s:
+            n = s.execute(
+                update(t.ChatSession)
+                .where(t.ChatSession.session_id == session_id)
+                .values(last_active=utcnow())
+            ).rowcount
+        if n == 0:
+            raise NotFoundError("chat_session", session_id)
+
+    def end_session(self, session_id: str) -> ChatSessionRecord:
+        """End the session; ending an ended session changes nothing and returns it as is."""
+        now = utcnow()
+        with self._db.session() as s:
+            s.execute(
+                update(t.ChatSession)
+                .where(
+                    t.ChatSession.session_id == session_id,
+                    t.ChatSession.status == SessionStatus.ACTIVE.value,
+                )
+                .values(status=SessionStatus.ENDED.value, ended_at=now, last_active=now)
+            )
+            return _session(self._load_session(s, session_id))
+
+    def list_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        active_only: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[ChatSessionRecord]:
+        """Sessions newest first (by creation time, ties broken by id)."""
+        size = clamp_page_size(page_size)
+        scope = f"sessions:{user_id or ''}:{int(active_only)}"
+        key = decode_token(page_token, scope, (datetime, str))
+        order = (t.ChatSession.created_at, t.ChatSession.session_id)
+        stmt = select(t.ChatSession).order_by(*(c.desc() for c in order)).limit(size + 1)
+        if user_id:
+            stmt = stmt.where(t.ChatSession.user_id == user_id)
+        if active_only:
+            stmt = stmt.where(t.ChatSession.status == SessionStatus.ACTIVE.value)
+        if key is not None:
+            stmt = stmt.where(after_key(order, key, descending=True))
+        with self._db.session(readonly=True) as s:
+            rows = [_session(r) for r in s.scalars(stmt)]
+        return make_page(rows, size, scope, lambda r: (r.created_at, r.session_id))
+
+    # --- messages -------------------------------------------------------------------
+
+    def append_message(
+        self,
+        session_id: str,
+        sender: Sender | str,
+        content: str,
+        *,
+        content_json: str | None = None,
+    ) -> ChatMessageRecord:
+        """Add a message with the session's next `seq`; refused once the session ended.
+
+        The UPDATE of last_active comes first because it locks the session row on
+        PostgreSQL, so concurrent appends to one session queue there and each reads the
+        max(seq) the previous one committed (SQLite: BEGIN IMMEDIATE does the same).
+        """
+        sender = parse_enum(Sender, sender, "sender")
+        now = utcnow()
+        with self._db.session() as s:
+            locked = s.execute(
+                update(t.ChatSession)
+                .where(
+                    t.ChatSession.session_id == session_id,
+                    t.ChatSession.status == SessionStatus.ACTIVE.value,
+                )
+                .values(last_active=now)
+            ).rowcount
+            if locked == 0:
+                self._load_session(s, session_id)  # raises NotFoundError if missing
+                raise ConflictError("chat_session", session_id, "session has ended")
+            seq = 1 + s.execute(
+                select(func.coalesce(func.max(t.ChatMessage.seq), 0)).where(
+                    t.ChatMessage.session_id == session_id
+                )
+            ).scalar_one()
+            row = dict(
+                message_id=str(uuid.uuid4()),
+                session_id=session_id,
+                seq=seq,
+                sender=sender.value,
+                content=content,
+                content_json=content_json,
+                timestamp=now,
+            )
+            s.execute(insert(t.ChatMessage).values(row))
+        return ChatMessageRecord(**{**row, "sender": sender})
+
+    def history(
+        self, session_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[ChatMessageRecord]:
+        """Messages with seq > `after_seq` in seq order (at most `limit` of them)."""
+        stmt = (
+            select(t.ChatMessage)
+            .where(t.ChatMessage.session_id == session_id, t.ChatMessage.seq > after_seq)
+            .order_by(t.ChatMessage.seq)
+            .limit(limit)
+        )
+        with self._db.session(readonly=True) as s:
+            self._load_session(s, session_id)
+            return [_message(r) for r in s.scalars(stmt)]
+
+    # --- JSON schemas ---------------------------------------------------------------
+
+    def create_schema(
+        self, name: str, schema_json: str, *, builtin: bool = False
+    ) -> JsonSchemaRecord:
+        record = JsonSchemaRecord(name, schema_json, utcnow(), builtin)
+        stmt = (
+            self._db.insert(t.JsonSchema)
+            .values(vars(record))
+            .on_conflict_do_nothing()
+            .returning(t.JsonSchema.name)
+        )
+        with self._db.session() as s:
+            if s.execute(stmt).first() is None:  # the conflict skipped the insert
+                raise AlreadyExistsError("json_schema", name)
+        return record
+
+    def register_builtin_schema(self, name: str, schema_json: str) -> JsonSchemaRecord:
+        """Create or overwrite a builtin schema; idempotent, for server start-up."""
+        now = utcnow()
+        stmt = (
+            self._db.insert(t.JsonSchema)
+            .values(name=name, schema_json=schema_json, created_at=now, builtin=True)
+            .on_conflict_do_update(
+                index_elements=[t.JsonSchema.name],
+                set_={"schema_json": schema_json, "builtin": True},
+            )
+        )
+        with self._db.session() as s:
+            s.execute(stmt)
+            return _schema(s.get_one(t.JsonSchema, name, populate_existing=True))
+
+    def get_schema(self, name: str) -> JsonSchemaRecord:
+        with self._db.session(readonly=True) as s:
+            row = s.get(t.JsonSchema, name)
+            if row is None:
+                raise NotFoundError("json_schema", name)
+            return _schema(row)
+
+    def list_schemas(self) -> list[JsonSchemaRecord]:
+        """Every schema by name; there are few, so no pagination."""
+        with self._db.session(readonly=True) as s:
+            return [_schema(r) for r in s.scalars(select(t.JsonSchema).order_by(t.JsonSchema.name))]
+
+    def delete_schema(self, name: str) -> None:
+        """Delete a user schema; builtin ones are refused with ConflictError."""
+        with self._db.session() as s:
+            row = s.get(t.JsonSchema, name)
+            if row is None:
+                raise NotFoundError("json_schema", name)
+            if row.builtin:
+                raise ConflictError("json_schema", name, "builtin schemas cannot be deleted")
+            s.execute(delete(t.JsonSchema).where(t.JsonSchema.name == name))
+
+    @staticmethod
+    def _load_session(s, session_id: str) -> t.ChatSession:
+        row = s.get(t.ChatSession, session_id, populate_existing=True)
+        if row is None:
+            raise NotFoundError("chat_session", session_id)
+        return row

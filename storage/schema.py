@@ -1,0 +1,212 @@
+"""Table definitions (SQLAlchemy 2 typed declarative) shared by SQLite and PostgreSQL.
+
+`migrations/versions/*.py` are written by hand to match this file; a test compares the two
+with Alembic autogenerate on both databases. Enum-like columns are plain strings guarded by
+CHECK constraints rather than native enums, so adding a value never needs a PG type migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Deterministic constraint names, so migrations can name them and later ones can drop them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LEN = 255
+"""Length of name-like columns (LUT names, models, user ids, job ids)."""
+
+
+def utcnow() -> datetime:
+    """Current time as a timezone-aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases.
+
+    SQLite has no timezone type and hands back naive values; storing UTC and re-attaching
+    the zone on read keeps records identical whichever database is behind them.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; storage only accepts timezone-aware values")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # none_as_null: a Python None is stored as SQL NULL, not the JSON text 'null'.
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON(none_as_null=True)}
+
+
+class Lut(Base):
+    """One lookup table, keyed by (lut_name, model); `version` changes on every edit so
+    readers can tell cheaply whether a cached copy is stale."""
+
+    __tablename__ = "luts"
+    __table_args__ = (
+        UniqueConstraint("lut_name", "model"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        # AUTOINCREMENT stops SQLite reusing the id of a deleted LUT, which keeps
+        # (id, version) unique over a name's whole history.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lut_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    model: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class LutEntry(Base):
+    """One learned entry of a LUT; `payload` holds the serialized key/value tensors."""
+
+    __tablename__ = "lut_entries"
+    __table_args__ = (Index(None, "lut_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lut_id: Mapped[int] = mapped_column(ForeignKey("luts.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(Text)
+    label_context: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload_format: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class ChatSession(Base):
+    __tablename__ = "chat_sessions"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'ended')", name="status"),
+        Index(None, "user_id", "created_at"),
+    )
+
+    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(NAME_LEN))
+    model: Mapped[str] = mapped_column(String(NAME_LEN))
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    last_active: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class ChatMessage(Base):
+    """One message; `seq` orders a session's messages (1, 2, 3, ... without gaps)."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        CheckConstraint("sender IN ('user', 'assistant', 'system')", name="sender"),
+    )
+
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("chat_sessions.session_id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    content_json: Mapped[str | None] = mapped_column(Text)
+    timestamp: Mapped[datetime]
+
+
+class JsonSchema(Base):
+    """A named JSON schema that constrained generation can refer to."""
+
+    __tablename__ = "json_schemas"
+
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    schema_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    builtin: Mapped[bool] = mapped_column(Boolean)
+
+
+class Job(Base):
+    """A long-running training job (SAE or specialist)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("kind IN ('sae_training', 'specialist_training')", name="kind"),
+        CheckConstraint(
+            "state IN ('queued', 'running', 'completed', 'failed', 'cancelled')", name="state"
+        ),
+        # Serves claim_next (oldest queued of a kind) and list(kind).
+        Index(None, "kind", "state", "created_at"),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    device: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    progress: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None]
+    checkpoint_path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean)
+
+
+class Specialist(Base):
+    __tablename__ = "specialists"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'training', 'ready', 'failed')", name="status"),
+    )
+
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    model: Mapped[str] = mapped_column(String(NAME_LEN))
+    status: Mapped[str] = mapped_column(String(16))
+    corpus_bytes: Mapped[int] = mapped_column(BigInteger)
+    corpus_files: Mapped[int] = mapped_column(Integer)
+    weights_path: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
