@@ -1,0 +1,1 @@
+"""Model-side domain: model registry and loading, the shared device engine, sampling."""

@@ -1,0 +1,61 @@
+"""Settings of one inference engine (one per device): batch size, queue bounds,
+per-step budgets and KV-cache limits. Built once by the caller and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Limits and knobs of the continuous-batching engine."""
+
+    max_batch_rows: int = 32
+    """Most rows (requests) decoding together in one step; also the KV cache's row capacity."""
+
+    max_queued_requests: int = 256
+    """Most requests waiting for admission; `submit` beyond this raises ResourceExhausted."""
+
+    max_queued_tokens: int = 65536
+    """Most prompt tokens summed over waiting requests; beyond this `submit` raises
+    ResourceExhausted (a lone request larger than this is still accepted into an empty queue)."""
+
+    prefill_token_budget: int = 512
+    """Most prompt tokens prefilled per step, so a long prompt is split into chunks and
+    cannot stall the decoding rows for more than one chunk's time."""
+
+    background_slice_every: int = 4
+    """While interactive rows are running, run at most one background unit every N steps."""
+
+    retry_after_s: float = 1.0
+    """Back-off suggested to callers refused with ResourceExhausted, in seconds (> 0)."""
+
+    max_seq_len: int | None = None
+    """Context window in tokens (prompt + generated); None uses the model config's
+    `max_position_embeddings` / `n_positions`. A row reaching it finishes with LENGTH."""
+
+    kv_cache_tokens: int = 65536
+    """KV-cache budget in token slots (rows x columns). A request reserves prompt +
+    max_new_tokens columns; a request is admitted only while running rows x longest
+    reservation stays within this budget. About 46 KB per token for SmolLM2-135M fp32."""
+
+    kv_initial_len: int = 256
+    """Columns allocated per row at start; the cache doubles as longer rows arrive."""
+
+    weight_format: Literal["fp32", "int8"] = "fp32"
+    """"int8" applies dynamic int8 quantization to Linear layers (CPU only)."""
+
+    num_threads: int | None = None
+    """torch intra-op threads for the engine thread; None leaves torch's setting."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_rows", "max_queued_requests", "max_queued_tokens",
+                     "prefill_token_budget", "background_slice_every", "kv_cache_tokens",
+                     "kv_initial_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EngineConfig.{name} must be >= 1")
+        if self.retry_after_s <= 0:
+            raise ValueError("EngineConfig.retry_after_s must be > 0")
+        if self.weight_format not in ("fp32", "int8"):
+            raise ValueError("EngineConfig.weight_format must be 'fp32' or 'int8'")

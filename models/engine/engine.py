@@ -1,0 +1,275 @@
+"""The inference engine: one per device, shared by every service. It owns the step
+loop (one dedicated thread: schedule -> execute -> detokenize/deliver), exposes
+`generate()` as an async iterator of TokenEvent/FinishEvent, and runs background
+jobs (activation extraction, training steps) in slices between decode steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import torch
+
+from models.engine.admission import EngineStats, check_request, context_window
+from models.engine.config import EngineConfig
+from models.engine.detokenize import RowDetokenizer, eos_ids_of
+from models.engine.scheduler import Scheduler, SchedRow, SchedulerOutput
+from models.engine.streams import BackgroundJob, Outbox, RowStream
+from models.engine.worker import ModelRunnerOutput, Worker
+from models.errors import Unavailable
+from models.types import FinishEvent, FinishReason, GenerationRequest, Priority, TokenEvent
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Continuous-batching engine over one Hugging Face causal LM on one device."""
+
+    def __init__(self, model, tokenizer, config: EngineConfig | None = None,
+                 device: str | torch.device | None = None) -> None:
+        self.config = config = config or EngineConfig()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = model.to(self.device).eval()
+        if config.weight_format == "int8":
+            from models.engine.quantize import quantize_int8
+            model = quantize_int8(model, self.device)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_seq_len = context_window(model, config)
+        self.eos_ids = eos_ids_of(tokenizer, model)
+        self._worker = Worker(model, max_rows=config.max_batch_rows, max_seq_len=self.max_seq_len,
+                              kv_cache_tokens=config.kv_cache_tokens, kv_initial_len=config.kv_initial_len)
+        self._scheduler = Scheduler(
+            max_batch_rows=config.max_batch_rows, max_queued_requests=config.max_queued_requests,
+            max_queued_tokens=config.max_queued_tokens, prefill_token_budget=config.prefill_token_budget,
+            kv_cache_tokens=config.kv_cache_tokens, retry_after_s=config.retry_after_s)
+        self._lock = threading.Lock()  # guards scheduler, streams, jobs, state
+        self._wake = threading.Event()
+        self._streams: dict[str, RowStream] = {}
+        self._jobs: deque[BackgroundJob] = deque()
+        self._thread: threading.Thread | None = None
+        self._state = "new"  # new -> running -> stopped
+        self._steps = 0
+        self._tokens = 0
+        self._since_background = 0
+
+    # ---- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"engine is {self._state}")
+            self._state = "running"
+        self._thread = threading.Thread(target=self._run, name="llmserve-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop the loop; unfinished streams end with ERROR, pending jobs with Unavailable."""
+        with self._lock:
+            if self._state != "running":
+                self._state = "stopped"
+                return
+            self._state = "stopping"
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    # ---- public API -------------------------------------------------------------
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent | FinishEvent]:
+        """Stream one request's events; exactly one FinishEvent ends the stream.
+
+        Raises (from the first `__anext__`, before any event) InvalidArgument for a
+        prompt that does not fit, ResourceExhausted when the queue is full, Unavailable
+        when the engine is not running. Leaving the loop early, cancelling the task or a
+        deadline cancels the row; it leaves the batch at the next step.
+        """
+        stream = self._submit(request, asyncio.get_running_loop())
+        finished = False
+        try:
+            while True:
+                event = await stream.queue.get()
+                finished = isinstance(event, FinishEvent)
+                yield event
+                if finished:
+                    return
+        finally:
+            if not finished:
+                self.cancel(request.request_id)
+
+    def cancel(self, request_id: str) -> bool:
+        with self._lock:
+            found = self._scheduler.cancel(request_id)
+        self._wake.set()
+        return found
+
+    async def run_background(self, job: Iterable[Any]) -> Any:
+        """Run `job` (an iterator of small units) on the engine thread between steps;
+        returns the generator's return value. Cancelling the caller stops the job.
+        Units may run their own forwards on the model: no row's layer taps are
+        installed while a unit runs."""
+        loop = asyncio.get_running_loop()
+        bg = BackgroundJob(iter(job), loop, loop.create_future())
+        with self._lock:
+            if self._state != "running":
+                raise Unavailable("engine is not running")
+            self._jobs.append(bg)
+        self._wake.set()
+        try:
+            return await bg.future
+        except asyncio.CancelledError:
+            bg.cancelled = True
+            self._wake.set()
+            raise
+
+    def stats(self) -> EngineStats:
+        with self._lock:
+            return EngineStats(
+                running_rows=self._scheduler.active_rows, queued_requests=self._scheduler.queued_requests,
+                queued_tokens=self._scheduler.queued_tokens, steps=self._steps,
+                tokens_generated=self._tokens, background_jobs=len(self._jobs),
+                kv_cache_bytes=self._worker.cache.nbytes())
+
+    # ---- admission (caller's thread) ------------------------------------------
+    def _submit(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> RowStream:
+        check_request(request, max_seq_len=self.max_seq_len, vocab_size=self._worker.vocab_size,
+                      num_layers=self._worker.num_layers)
+        n = len(request.prompt_ids)
+        detok = RowDetokenizer(self.tokenizer, request.prompt_ids, stop_sequences=request.params.stop_sequences,
+                               eos_ids=self.eos_ids, max_new_tokens=request.params.max_new_tokens,
+                               max_seq_len=self.max_seq_len)
+        stream = RowStream(request, loop, asyncio.Queue(), detok)
+        row = SchedRow(request.request_id, n, min(n + request.params.max_new_tokens, self.max_seq_len),
+                       Priority(request.priority), payload=request)
+        with self._lock:
+            if self._state != "running":
+                raise Unavailable("engine is not running")
+            self._scheduler.submit(row)  # raises ResourceExhausted when full
+            self._streams[request.request_id] = stream
+        self._wake.set()
+        return stream
+
+    # ---- the engine thread -------------------------------------------------------
+    def _run(self) -> None:
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        try:
+            while self._state == "running":
+                self._wake.clear()
+                did_work = self._step()
+                if not self._run_background(did_work) and not did_work:
+                    self._wake.wait()
+        except BaseException:  # a bug in the loop itself: fail everything loudly
+            log.exception("engine loop crashed")
+        finally:
+            self._shutdown()
+
+    def _step(self) -> bool:
+        with self._lock:
+            sched = self._scheduler.schedule()
+        outbox = Outbox()
+        for row in sched.dropped + sched.cancelled_waiting:
+            stream = self._streams.pop(row.request_id, None)
+            if stream is not None and not stream.done:
+                outbox.put(stream, stream.finish_event(FinishReason.CANCELLED))
+        if sched.has_model_work or sched.dropped:
+            try:
+                result = self._worker.execute(sched)
+            except Exception as exc:
+                log.exception("engine step failed")
+                self._fail_rows(sched, exc, outbox)
+            else:
+                self._process(result, outbox)
+        if not self._worker.num_rows and not sched.has_model_work:
+            self._worker.cache.reset_if_oversized()
+        outbox.flush()
+        if sched.has_model_work:
+            self._steps += 1
+            self._since_background += 1
+        return sched.has_model_work
+
+    def _process(self, result: ModelRunnerOutput, outbox: Outbox) -> None:
+        self._tokens += len(result.token_ids)
+        finished: list[str] = []
+        for rid, tok in zip(result.request_ids, result.token_ids):
+            stream = self._streams.get(rid)
+            if stream is None or stream.done or rid in result.errors:
+                continue
+            delta = stream.detok.add(tok)
+            reason = stream.detok.finish_reason
+            if reason is None and rid in result.hook_finished:
+                reason = FinishReason.EOS
+                delta += stream.detok.flush()
+            outbox.put(stream, TokenEvent((tok,), delta))
+            if reason is not None:
+                outbox.put(stream, stream.finish_event(reason))
+                finished.append(rid)
+        for rid, message in result.errors.items():
+            stream = self._streams.get(rid)
+            if stream is not None and not stream.done:
+                outbox.put(stream, stream.finish_event(FinishReason.ERROR, message))
+                finished.append(rid)
+        self._retire(finished)
+
+    def _fail_rows(self, sched: SchedulerOutput, exc: Exception, outbox: Outbox) -> None:
+        """The forward pass raised: end every row of this step with ERROR, keep serving."""
+        ids = {r.request_id for r in sched.decode} | {c.row.request_id for c in sched.prefill}
+        message = f"generation step failed: {type(exc).__name__}"
+        for rid in ids:
+            stream = self._streams.get(rid)
+            if stream is not None and not stream.done:
+                outbox.put(stream, stream.finish_event(FinishReason.ERROR, message))
+        self._retire(list(ids))
+
+    def _retire(self, request_ids: list[str]) -> None:
+        if not request_ids:
+            return
+        with self._lock:
+            for rid in request_ids:
+                self._scheduler.finish(rid)
+                self._streams.pop(rid, None)
+        self._wake.set()  # one more pass frees their slots even if nothing else is pending
+
+    def _run_background(self, did_work: bool) -> bool:
+        """Run at most one background unit; True if one ran."""
+        with self._lock:
+            if not self._jobs:
+                return False
+            interactive = self._scheduler.interactive_active or self._scheduler.queued_requests > 0
+            if did_work and interactive and self._since_background < self.config.background_slice_every:
+                return False
+            job = self._jobs.popleft()
+        self._since_background = 0
+        # Background units run their own forwards on the model; the interactive rows'
+        # layer taps are re-installed before the next step and must not fire meanwhile.
+        self._worker.taps.clear()
+        if job.run_unit():
+            with self._lock:
+                self._jobs.append(job)
+        return True
+
+    def _shutdown(self) -> None:
+        try:
+            self._worker.close()
+        except Exception:
+            log.exception("closing the worker failed")
+        with self._lock:
+            self._state = "stopped"
+            streams = list(self._streams.values())
+            self._streams.clear()
+            jobs = list(self._jobs)
+            self._jobs.clear()
+        outbox = Outbox()
+        for stream in streams:
+            if not stream.done:
+                outbox.put(stream, stream.finish_event(FinishReason.ERROR, "engine stopped"))
+        outbox.flush()
+        for job in jobs:
+            job.fail(Unavailable("engine stopped"))

@@ -1,0 +1,227 @@
+"""Continuous-batching scheduler: which rows to prefill, decode and drop at each step.
+
+Pure Python (no torch) so it is testable without a model. It owns the bounded
+waiting queue (admission control with ResourceExhausted, never an unbounded queue)
+and the set of active rows (rows holding a KV slot). Not thread-safe: the engine
+serialises calls with its own lock.
+
+Per step, `schedule()`:
+  1. drops active rows that finished or were cancelled since the last step (their slots
+     are freed before anything else runs);
+  2. continues the one row whose prompt is partly prefilled, then admits waiting rows,
+     interactive before background, FIFO within a class, while a slot, the KV budget
+     and the prefill token budget allow; a prompt larger than what is left of the token
+     budget is cut into chunks (so at most one row is ever partly prefilled);
+  3. lists the rows that decode one token (rows whose prompt was complete before this step).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.errors import ResourceExhausted
+from models.types import Priority
+
+
+class RowStatus(enum.Enum):
+    WAITING = "waiting"
+    PREFILLING = "prefilling"
+    RUNNING = "running"
+    DONE = "done"
+
+
+@dataclass(eq=False)
+class SchedRow:
+    """The scheduler's view of one request."""
+
+    request_id: str
+    prompt_len: int
+    reserved_len: int
+    """KV columns this row may use: prompt + max new tokens, clamped to the context."""
+    priority: Priority = Priority.INTERACTIVE
+    payload: Any = None
+    """Opaque object for the engine (its own per-row state)."""
+    status: RowStatus = RowStatus.WAITING
+    num_prefilled: int = 0
+    cancelled: bool = False
+    finished: bool = False
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class PrefillChunk:
+    """Prompt tokens [start, end) of one row, prefilled this step."""
+
+    row: SchedRow
+    start: int
+    end: int
+
+    @property
+    def completes_prompt(self) -> bool:
+        return self.end == self.row.prompt_len
+
+
+@dataclass
+class SchedulerOutput:
+    """What one engine step must do, in this order: drop, prefill, decode."""
+
+    dropped: list[SchedRow] = field(default_factory=list)
+    """Active rows leaving the batch now (finished or cancelled); free their slots first."""
+    cancelled_waiting: list[SchedRow] = field(default_factory=list)
+    """Rows cancelled before they were ever admitted (no slot to free)."""
+    admitted: list[SchedRow] = field(default_factory=list)
+    """Rows given a slot this step; each has a chunk in `prefill`."""
+    prefill: list[PrefillChunk] = field(default_factory=list)
+    """Prompt chunks to prefill, in pack order; only the last may leave its prompt incomplete."""
+    decode: list[SchedRow] = field(default_factory=list)
+    """Rows that generate one token this step (their prompt was complete before it)."""
+
+    @property
+    def has_model_work(self) -> bool:
+        return bool(self.prefill or self.decode)
+
+    @property
+    def prefill_tokens(self) -> int:
+        return sum(c.end - c.start for c in self.prefill)
+
+
+class Scheduler:
+    """Bounded waiting queue + active rows; see the module docstring."""
+
+    def __init__(self, *, max_batch_rows: int, max_queued_requests: int, max_queued_tokens: int,
+                 prefill_token_budget: int, kv_cache_tokens: int, retry_after_s: float) -> None:
+        self.max_batch_rows = max_batch_rows
+        self.max_queued_requests = max_queued_requests
+        self.max_queued_tokens = max_queued_tokens
+        self.prefill_token_budget = prefill_token_budget
+        self.kv_cache_tokens = kv_cache_tokens
+        self.retry_after_s = retry_after_s
+        # One FIFO per priority class, served in Priority order.
+        self._waiting: dict[Priority, deque[SchedRow]] = {p: deque() for p in sorted(Priority)}
+        self._active: list[SchedRow] = []
+        self._rows: dict[str, SchedRow] = {}
+        self._queued_tokens = 0
+        self._seq = itertools.count()
+
+    # ---- admission -----------------------------------------------------------
+    def submit(self, row: SchedRow) -> None:
+        """Queue a row, or raise ResourceExhausted if a queue bound would be exceeded."""
+        if row.request_id in self._rows:
+            raise ValueError(f"duplicate request id {row.request_id!r}")
+        if row.reserved_len > self.kv_cache_tokens:
+            raise ValueError("row reserves more KV columns than the whole cache budget")
+        n_waiting = self.queued_requests
+        if n_waiting >= self.max_queued_requests:
+            raise ResourceExhausted(
+                f"engine queue is full ({n_waiting} requests waiting)", self.retry_after_s)
+        if n_waiting and self._queued_tokens + row.prompt_len > self.max_queued_tokens:
+            raise ResourceExhausted(
+                f"engine queue is full ({self._queued_tokens} prompt tokens waiting)", self.retry_after_s)
+        row.status = RowStatus.WAITING
+        row.seq = next(self._seq)
+        self._waiting[row.priority].append(row)
+        self._rows[row.request_id] = row
+        self._queued_tokens += row.prompt_len
+
+    def cancel(self, request_id: str) -> bool:
+        """Mark a row cancelled; it leaves at the next `schedule()`. False if unknown/done."""
+        row = self._rows.get(request_id)
+        if row is None or row.status is RowStatus.DONE:
+            return False
+        row.cancelled = True
+        return True
+
+    def finish(self, request_id: str) -> None:
+        """The engine finished this row (stop/EOS/length/error); it leaves at the next step."""
+        row = self._rows.get(request_id)
+        if row is not None:
+            row.finished = True
+
+    # ---- the step ------------------------------------------------------------
+    def schedule(self) -> SchedulerOutput:
+        out = SchedulerOutput()
+        self._drop_leaving(out)
+        budget = self.prefill_token_budget
+        # Continue the (single) partly prefilled row first: it already holds a slot.
+        for row in self._active:
+            if row.status is RowStatus.PREFILLING and budget > 0:
+                end = min(row.prompt_len, row.num_prefilled + budget)
+                out.prefill.append(PrefillChunk(row, row.num_prefilled, end))
+                budget -= end - row.num_prefilled
+        out.decode = [r for r in self._active if r.status is RowStatus.RUNNING]
+        self._admit(out, budget)
+        for chunk in out.prefill:
+            chunk.row.num_prefilled = chunk.end
+            chunk.row.status = RowStatus.RUNNING if chunk.completes_prompt else RowStatus.PREFILLING
+        return out
+
+    def _drop_leaving(self, out: SchedulerOutput) -> None:
+        keep = []
+        for row in self._active:
+            if row.cancelled or row.finished:
+                self._forget(row)
+                out.dropped.append(row)
+            else:
+                keep.append(row)
+        self._active = keep
+        for queue in self._waiting.values():
+            if any(r.cancelled for r in queue):
+                for r in [r for r in queue if r.cancelled]:
+                    queue.remove(r)
+                    self._queued_tokens -= r.prompt_len
+                    self._forget(r)
+                    out.cancelled_waiting.append(r)
+
+    def _admit(self, out: SchedulerOutput, budget: int) -> None:
+        longest = max((r.reserved_len for r in self._active), default=0)
+        for queue in self._waiting.values():
+            while queue and budget > 0 and len(self._active) < self.max_batch_rows:
+                row = queue[0]
+                new_longest = max(longest, row.reserved_len)
+                # Rows are stored left-aligned in equal-length slots: the cache needs
+                # rows x longest-row columns. Head-of-line blocking is deliberate: skipping
+                # a big request for smaller ones could starve it forever.
+                if (len(self._active) + 1) * new_longest > self.kv_cache_tokens:
+                    return
+                queue.popleft()
+                self._queued_tokens -= row.prompt_len
+                longest = new_longest
+                end = min(row.prompt_len, budget)
+                budget -= end
+                row.status = RowStatus.PREFILLING
+                self._active.append(row)
+                out.admitted.append(row)
+                out.prefill.append(PrefillChunk(row, 0, end))
+            if budget <= 0 or len(self._active) >= self.max_batch_rows:
+                return
+
+    def _forget(self, row: SchedRow) -> None:
+        row.status = RowStatus.DONE
+        self._rows.pop(row.request_id, None)
+
+    # ---- introspection -------------------------------------------------------
+    @property
+    def queued_requests(self) -> int:
+        return sum(len(q) for q in self._waiting.values())
+
+    @property
+    def queued_tokens(self) -> int:
+        return self._queued_tokens
+
+    @property
+    def active_rows(self) -> int:
+        return len(self._active)
+
+    @property
+    def interactive_active(self) -> bool:
+        return any(r.priority is Priority.INTERACTIVE for r in self._active)
+
+    def has_pending(self) -> bool:
+        """True if a step would do anything (rows to run, admit or drop)."""
+        if self._active:
+            return True
+        return any(self._waiting.values())

@@ -1,0 +1,257 @@
+"""Model runner: owns the Hugging Face model and its KV cache on one device and
+executes one SchedulerOutput per step (drop rows, packed prefill of prompt chunks,
+one decode step for every running row, sampling, hooks) -> ModelRunnerOutput.
+
+KV-cache choice (measured on SmolLM2-135M fp32, 2 CPU threads, greedy, decode only;
+see the engine's README numbers in the lead's notes and the reply of this work):
+transformers' own continuous batching (`generate_batch` / ContinuousBatchingManager,
+paged cache) reached ~13 / 71 / 87 tok/s at batch 1 / 16 / 32, well below static HF
+`generate` on the same machine (CPU has no flash/paged kernels: it falls back to
+gathers), so the engine keeps its own `SlotKVCache` (preallocated left-aligned slots,
+explicit position ids and 4-D masks, rows compacted when they leave).
+
+Layout invariant: `self.rows[i].slot == i`; decoding rows occupy slots [0, n_decode),
+then at most one row whose prompt is still being prefilled in chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from models.engine.hooks import HiddenTaps, RowHook, find_decoder_layers, overrides
+from models.engine.kv_cache import SlotKVCache
+from models.engine.sampling import RowSampling, SamplingBatch
+from models.engine.scheduler import SchedulerOutput
+from models.types import GenerationRequest
+
+
+@dataclass
+class ModelRunnerOutput:
+    """Tokens produced by one step, aligned lists (one entry per row that produced one)."""
+
+    request_ids: list[str] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    hook_finished: set[str] = field(default_factory=set)
+    """Rows whose hook's `on_token` asked to finish."""
+    errors: dict[str, str] = field(default_factory=dict)
+    """Rows that failed in this step (a hook raised), with a message."""
+
+
+class _Row:
+    __slots__ = ("request_id", "prompt_ids", "hooks", "sampling", "slot", "length",
+                 "generated", "decoding", "layer_hooks", "logit_hooks", "token_hooks")
+
+    def __init__(self, request: GenerationRequest, slot: int, taps: HiddenTaps) -> None:
+        self.request_id = request.request_id
+        self.prompt_ids = request.prompt_ids
+        self.hooks: tuple[RowHook, ...] = tuple(request.hooks)
+        self.sampling = RowSampling(request.params, request.prompt_ids)
+        self.slot = slot
+        self.length = 0  # tokens whose KV is in the cache
+        self.generated: list[int] = []
+        self.decoding = False
+        self.layer_hooks = [(taps.normalize(layer), h) for h in self.hooks for layer in h.layers]
+        self.logit_hooks = [h for h in self.hooks if overrides(h, "on_logits")]
+        self.token_hooks = [h for h in self.hooks if overrides(h, "on_token")]
+
+
+class Worker:
+    """Executes scheduler decisions on the model; single-threaded (the engine thread)."""
+
+    def __init__(self, model, *, max_rows: int, max_seq_len: int, kv_cache_tokens: int,
+                 kv_initial_len: int) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        cfg = model.config
+        head = model.get_output_embeddings()
+        self.vocab_size = getattr(head, "out_features", None) or cfg.vocab_size
+        self.cache = SlotKVCache(max_rows, max_seq_len, init_rows=min(4, max_rows),
+                                 init_len=min(kv_initial_len, max_seq_len), budget=kv_cache_tokens)
+        heads = getattr(cfg, "num_attention_heads", None) or cfg.n_head
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        dtype = next(model.parameters()).dtype if next(model.parameters()).is_floating_point() else torch.float32
+        self.cache.allocate(cfg.num_hidden_layers, kv_heads, head_dim, head_dim, dtype, self.device)
+        self.taps = HiddenTaps(find_decoder_layers(model))
+        # SDPA/flash take boolean masks; eager attention adds the mask to the scores.
+        self._bool_mask = getattr(cfg, "_attn_implementation", "sdpa") in ("sdpa", "flash_attention_2")
+        self._mask_dtype = dtype
+        self.rows: list[_Row] = []
+        self._by_id: dict[str, _Row] = {}
+        self._decode_batch: SamplingBatch | None = None
+        self._decode_key: tuple[str, ...] = ()
+        self._arange = torch.arange(max_seq_len + 1, device=self.device)
+
+    # ---- the step -----------------------------------------------------------
+    @torch.inference_mode()
+    def execute(self, sched: SchedulerOutput) -> ModelRunnerOutput:
+        self.remove_rows([r.request_id for r in sched.dropped])
+        for srow in sched.admitted:
+            self._add_row(srow.payload)
+        out = ModelRunnerOutput()
+        self.taps.errors.clear()
+        # Decode first: its rows are slots [0, n) before any prefill row turns decoding.
+        # The worker's slot order (not the scheduler's list order) is the batch order.
+        decode_rows = self.rows[:len(sched.decode)]
+        if not all(r.decoding for r in decode_rows) or any(r.decoding for r in self.rows[len(decode_rows):]):
+            raise RuntimeError("worker and scheduler disagree on the decoding rows")
+        need_len = max([r.length + 1 for r in decode_rows] + [c.end for c in sched.prefill] + [1])
+        self.cache.ensure_capacity(len(self.rows), need_len, len(self.rows), self._used_len())
+        if decode_rows:
+            self._decode(decode_rows, out)
+        if sched.prefill:
+            self._prefill(sched, out)
+        for key, exc in self.taps.errors.items():
+            out.errors[key] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    def remove_rows(self, request_ids: list[str]) -> None:
+        """Drop rows and compact the remaining ones into slots [0, n)."""
+        gone = {rid for rid in request_ids if rid in self._by_id}
+        if not gone:
+            return
+        for rid in gone:
+            self._by_id.pop(rid)
+        keep = [r for r in self.rows if r.request_id not in gone]
+        dec = [r for r in keep if r.decoding]
+        rest = [r for r in keep if not r.decoding]
+        n_dec = len(dec)
+        fixed = {r.slot for r in dec if r.slot < n_dec}
+        holes = iter(s for s in range(n_dec) if s not in fixed)
+        moves: list[tuple[_Row, int]] = [(r, next(holes)) for r in dec if r.slot >= n_dec]
+        moves += [(r, n_dec + i) for i, r in enumerate(rest) if r.slot != n_dec + i]
+        length = max((r.length for r, _ in moves), default=0)
+        self.cache.move_rows([r.slot for r, _ in moves], [s for _, s in moves], length)
+        for r, s in moves:
+            r.slot = s
+        self.rows = sorted(keep, key=lambda r: r.slot)
+        self._refresh_taps()
+
+    # ---- prefill --------------------------------------------------------------
+    def _prefill(self, sched: SchedulerOutput, out: ModelRunnerOutput) -> None:
+        tokens, slots, positions, routes = [], [], [], {}
+        last_index, finishing = [], []
+        needs_past = False
+        for chunk in sched.prefill:
+            row = self._by_id[chunk.row.request_id]
+            a = len(tokens)
+            tokens += row.prompt_ids[chunk.start:chunk.end]
+            slots += [row.slot] * (chunk.end - chunk.start)
+            positions += range(chunk.start, chunk.end)
+            needs_past |= chunk.start > 0
+            for layer, hook in row.layer_hooks:
+                routes.setdefault(layer, []).append((0, a, len(tokens), hook, row.request_id))
+            row.length = chunk.end
+            if chunk.completes_prompt:
+                last_index.append(len(tokens) - 1)
+                finishing.append(row)
+        dev = self.device
+        slot_t = torch.tensor(slots, device=dev)
+        pos_t = torch.tensor(positions, device=dev)
+        if needs_past:
+            # Key columns: every cached position of each row in the pack, earlier chunks included.
+            key_rows = [self._by_id[c.row.request_id] for c in sched.prefill]
+            ks = torch.tensor([r.slot for r in key_rows for _ in range(r.length)], device=dev)
+            kp = torch.tensor([p for r in key_rows for p in range(r.length)], device=dev)
+            self.cache.begin_packed(slot_t, pos_t, (ks, kp))
+        else:
+            ks, kp = slot_t, pos_t
+            self.cache.begin_packed(slot_t, pos_t, None)
+        # Block-diagonal causal mask over the packed sequence: same row and not in the future.
+        allowed = (slot_t[:, None] == ks[None, :]) & (kp[None, :] <= pos_t[:, None])
+        self.taps.set_routes(routes)
+        keep = torch.tensor(last_index or [len(tokens) - 1], device=dev)
+        logits = self._forward(torch.tensor([tokens], device=dev), pos_t[None], allowed[None, None], keep)
+        logits = logits[0]
+        if finishing:
+            batch = SamplingBatch.build([r.sampling for r in finishing], self.vocab_size, dev)
+            self._sample_and_record(finishing, logits, batch, out)
+            for row in finishing:
+                row.decoding = True
+        self._refresh_taps()
+
+    # ---- decode ---------------------------------------------------------------
+    def _decode(self, rows: list[_Row], out: ModelRunnerOutput) -> None:
+        dev = self.device
+        n = len(rows)
+        lens = torch.tensor([r.length for r in rows], device=dev)
+        attend = int(max(r.length for r in rows)) + 1
+        allowed = (self._arange[:attend][None, :] <= lens[:, None])[:, None, None, :]
+        self.cache.begin_decode(n, lens, attend)
+        routes: dict[int, list] = {}
+        for r in rows:
+            for layer, hook in r.layer_hooks:
+                routes.setdefault(layer, []).append((r.slot, 0, 1, hook, r.request_id))
+        self.taps.set_routes(routes)
+        ids = torch.tensor([[r.generated[-1]] for r in rows], device=dev)
+        logits = self._forward(ids, lens[:, None], allowed, 1)[:, -1]
+        for r in rows:
+            r.length += 1
+        key = tuple(r.request_id for r in rows)
+        if key != self._decode_key or self._decode_batch is None:
+            self._decode_batch = SamplingBatch.build([r.sampling for r in rows], self.vocab_size, dev)
+            self._decode_key = key
+        self._sample_and_record(rows, logits, self._decode_batch, out)
+
+    # ---- shared -----------------------------------------------------------------
+    def _forward(self, input_ids, position_ids, allowed, logits_to_keep) -> torch.Tensor:
+        if self._bool_mask:
+            mask = allowed
+        else:
+            mask = torch.zeros(allowed.shape, dtype=self._mask_dtype, device=self.device)
+            mask.masked_fill_(~allowed, torch.finfo(self._mask_dtype).min)
+        result = self.model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask,
+                            past_key_values=self.cache, use_cache=True, logits_to_keep=logits_to_keep)
+        return result.logits
+
+    def _sample_and_record(self, rows: list[_Row], logits: torch.Tensor, batch: SamplingBatch,
+                           out: ModelRunnerOutput) -> None:
+        for i, r in enumerate(rows):
+            for hook in r.logit_hooks:
+                if r.request_id in self.taps.errors:
+                    break
+                try:
+                    logits[i] = hook.on_logits(logits[i], r.generated)
+                except Exception as exc:
+                    self.taps.errors[r.request_id] = exc
+        tokens_t = batch.sample(logits)
+        batch.observe(tokens_t)
+        tokens = tokens_t.tolist()
+        for r, tok in zip(rows, tokens):
+            r.generated.append(tok)
+            r.sampling.observe(tok)
+            out.request_ids.append(r.request_id)
+            out.token_ids.append(tok)
+            for hook in r.token_hooks:
+                try:
+                    if hook.on_token(tok):
+                        out.hook_finished.add(r.request_id)
+                except Exception as exc:
+                    self.taps.errors[r.request_id] = exc
+
+    def _add_row(self, request: GenerationRequest) -> None:
+        row = _Row(request, len(self.rows), self.taps)
+        self.rows.append(row)
+        self._by_id[row.request_id] = row
+
+    def _used_len(self) -> int:
+        return max((r.length for r in self.rows), default=0)
+
+    def _refresh_taps(self) -> None:
+        if not any(r.layer_hooks for r in self.rows):
+            self.taps.clear()
+
+    def close(self) -> None:
+        """Detach from the model (layer hooks) and drop all rows."""
+        self.taps.clear()
+        self.remove_rows(list(self._by_id))
+
+    @property
+    def num_layers(self) -> int:
+        return self.taps.num_layers
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)

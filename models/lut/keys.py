@@ -1,0 +1,101 @@
+"""Keys of a fact: hidden states of its distinctive tokens at one decoder layer, and the
+matching score between a prompt's hidden states and a LUT's keys.
+
+Why distinctive tokens and not the last prompt token: on SmolLM2 the last token of
+"User: ...?\nAssistant:" encodes the chat format more than the subject, so related and
+unrelated prompts score alike. A fact is scoped by its content tokens (stopwords,
+punctuation and chat-format words removed); hidden states are centered on the model's
+mean hidden state over generic text before normalizing, because raw hidden states
+share a large common direction that makes every cosine high.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+# Common words carry no identity of a fact; chat-format words appear in every prompt.
+STOPWORDS = frozenset("""
+a an the is are was were be been being am do does did done of in on at to for from by with
+and or but not no nor so if then than as into onto over under about after before up down out
+my your our their his her its i you we they he she it me us them this that these those
+what who whom whose which when where why how whats can could would should will shall may
+might must have has had tell please user assistant system s t ll re ve d m
+""".split())
+
+# Generic sentences whose mean hidden state is the centering baseline of a model.
+GENERIC_TEXTS = (
+    "The weather today is mild and sunny.",
+    "User: How are you?\nAssistant: I am fine, thank you.",
+    "Water boils at one hundred degrees.",
+    "The meeting was moved to next week because of the holiday.",
+    "She read a book about history and science.",
+)
+
+
+def keyed_layer(num_layers: int, fraction: float) -> int:
+    """0-based decoder layer whose output is keyed."""
+    return min(num_layers - 1, max(0, int(num_layers * fraction)))
+
+
+def content_positions(tokenizer, ids: list[int], start: int = 0) -> list[int]:
+    """Positions >= start of tokens that are not stopwords, punctuation or single letters."""
+    special = set(getattr(tokenizer, "all_special_ids", ()) or ())
+    out = []
+    for i in range(start, len(ids)):
+        if ids[i] in special:
+            continue
+        word = re.sub(r"[^a-z0-9]", "", tokenizer.decode([ids[i]]).strip().lower())
+        if (len(word) >= 2 or word.isdigit()) and word not in STOPWORDS:
+            out.append(i)
+    return out
+
+
+def center(hidden: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Centered, unit-norm rows (float32)."""
+    return torch.nn.functional.normalize(hidden.float() - mean, dim=-1)
+
+
+@dataclass(frozen=True)
+class CompiledLut:
+    """A LUT's entries ready for matching: centered unit keys of every fact stacked."""
+
+    keys: torch.Tensor
+    """[num_keys, hidden] centered, normalized."""
+    owner: torch.Tensor
+    """[num_keys] index of the fact each key belongs to."""
+    values: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    """Per fact: label ids (with leading space, without)."""
+    layer: int
+    min_keys: int
+
+    @property
+    def num_facts(self) -> int:
+        return len(self.values)
+
+    def fact_scores(self, best_per_key: torch.Tensor) -> torch.Tensor:
+        """Per fact: its min_keys-th best key match (fewer keys: its worst one)."""
+        scores = torch.full((self.num_facts,), -1.0)
+        for f in range(self.num_facts):
+            mine = best_per_key[self.owner == f]
+            if mine.numel():
+                k = min(self.min_keys, mine.numel())
+                scores[f] = mine.topk(k).values[-1]
+        return scores
+
+
+def compile_lut(entries, mean: torch.Tensor, layer: int, min_keys: int) -> CompiledLut | None:
+    """Stack decoded entries (`codec.EntryPayload`) keyed at `layer`; None when empty.
+    Entries keyed at another layer (the config changed since) are skipped."""
+    keys, owner, values = [], [], []
+    for e in entries:
+        if e.layer != layer or e.keys.shape[-1] != mean.shape[-1]:
+            continue
+        keys.append(center(e.keys, mean))
+        owner += [len(values)] * e.keys.shape[0]
+        values.append((e.value_ids, e.value_ids_bare))
+    if not values:
+        return None
+    return CompiledLut(torch.cat(keys), torch.tensor(owner), tuple(values), layer, min_keys)

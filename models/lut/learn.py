@@ -1,0 +1,81 @@
+"""Learning a fact in one forward pass: run the prompt to the keyed layer on the
+engine thread (between decode steps, sharing the device worker with generation) and
+turn the label's distinctive tokens into keys."""
+
+from __future__ import annotations
+
+import torch
+
+from models.engine.hooks import find_decoder_layers
+from models.lut.codec import EntryPayload
+from models.lut.keys import GENERIC_TEXTS, content_positions
+
+
+class _Stop(Exception):
+    """Raised by the capture hook: layers past the keyed one are not needed."""
+
+
+@torch.inference_mode()
+def hidden_at(engine, layer: int, sequences: list[list[int]]) -> list[torch.Tensor]:
+    """Output hidden states of decoder `layer` for each sequence ([len, hidden], cpu)."""
+    model = engine.model
+    block = find_decoder_layers(model)[layer]
+    device = next(model.parameters()).device
+    out: list[torch.Tensor] = []
+
+    def capture(module, args, output):
+        out.append((output[0] if isinstance(output, tuple) else output)[0].float().cpu())
+        raise _Stop
+
+    handle = block.register_forward_hook(capture)
+    try:
+        for ids in sequences:
+            try:
+                model(input_ids=torch.tensor([ids], device=device), use_cache=False)
+            except _Stop:
+                pass
+    finally:
+        handle.remove()
+    return out
+
+
+def baseline_job(engine, tokenizer, layer: int):
+    """Engine job: mean hidden state of generic text at `layer` (the centering baseline)."""
+    seqs = [tokenizer(t, add_special_tokens=True)["input_ids"] for t in GENERIC_TEXTS]
+    states = hidden_at(engine, layer, seqs)
+    # Position 0 is skipped: the first token carries outsized activations in llama models.
+    return torch.cat([h[1:] for h in states]).mean(dim=0)
+    yield  # a generator: the engine runs it as one unit
+
+
+def label_token_ids(tokenizer, label: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Label ids following a prompt without trailing space (leading space), and bare."""
+    text = label.strip()
+    return (tuple(tokenizer(" " + text, add_special_tokens=False)["input_ids"]),
+            tuple(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+def key_positions(tokenizer, ctx_ids: list[int], full_ids: list[int], max_keys: int) -> list[int]:
+    """Positions of the label's distinctive tokens within `full_ids`."""
+    # BPE may merge the context's trailing space into the label's first token, so the
+    # label starts where the two tokenizations stop agreeing.
+    start = 0
+    while start < min(len(ctx_ids), len(full_ids)) and ctx_ids[start] == full_ids[start]:
+        start += 1
+    positions = content_positions(tokenizer, full_ids, start) or list(range(start, len(full_ids)))
+    if len(positions) > max_keys:
+        # Byte-level BPE ids grow as merges get rarer: higher id ~ more distinctive token.
+        positions = sorted(sorted(positions, key=lambda i: -full_ids[i])[:max_keys])
+    return positions
+
+
+def learn_job(engine, tokenizer, layer: int, label: str, label_context: str, max_keys: int):
+    """Engine job: one forward pass of label_context + label -> the fact's EntryPayload."""
+    ctx_ids = tokenizer(label_context, add_special_tokens=True)["input_ids"] if label_context else \
+        tokenizer("", add_special_tokens=True)["input_ids"]
+    full_ids = tokenizer(label_context + label, add_special_tokens=True)["input_ids"]
+    positions = key_positions(tokenizer, ctx_ids, full_ids, max_keys)
+    (hidden,) = hidden_at(engine, layer, [full_ids])
+    with_space, bare = label_token_ids(tokenizer, label)
+    return EntryPayload(layer, hidden[positions].clone(), with_space, bare)
+    yield  # a generator: the engine runs it as one unit
