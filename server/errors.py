@@ -1,0 +1,134 @@
+"""The one table that maps domain exceptions to gRPC status codes with
+`google.rpc` error details, and the decorator that applies it to servicers.
+
+INTERNAL never carries exception text: the client gets a generic message and a
+request id; the traceback goes to the log under that id.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+from typing import Any, Callable
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from models import errors as domain
+from storage import errors as stored
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "llmserve"
+
+
+def _bad_request(exc: domain.InvalidArgument) -> list[Any]:
+    return [error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)])]
+
+
+def _resource_info(exc: domain.NotFound | domain.AlreadyExists) -> list[Any]:
+    return [error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=exc.name,
+                                           description=exc.message)]
+
+
+def _retry_info(exc: domain.ResourceExhausted) -> list[Any]:
+    seconds = max(exc.retry_after_s, 0.0)
+    delay = duration_pb2.Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9))
+    return [error_details_pb2.RetryInfo(retry_delay=delay),
+            error_details_pb2.QuotaFailure(violations=[
+                error_details_pb2.QuotaFailure.Violation(subject=exc.subject, description=exc.message)])]
+
+
+def _model_precondition(exc: domain.ModelUnavailable) -> list[Any]:
+    return [error_details_pb2.PreconditionFailure(violations=[
+        error_details_pb2.PreconditionFailure.Violation(type="MODEL_UNAVAILABLE", subject=exc.name,
+                                                        description=exc.message)])]
+
+
+def _no_details(_exc: Exception) -> list[Any]:
+    return []
+
+
+# Most specific class first: lookup walks the exception's MRO and takes the first hit.
+ERROR_TABLE: dict[type[BaseException], tuple[grpc.StatusCode, Callable[[Any], list[Any]]]] = {
+    domain.InvalidArgument: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
+    domain.NotFound: (grpc.StatusCode.NOT_FOUND, _resource_info),
+    domain.AlreadyExists: (grpc.StatusCode.ALREADY_EXISTS, _resource_info),
+    domain.ModelUnavailable: (grpc.StatusCode.FAILED_PRECONDITION, _model_precondition),
+    domain.FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, _no_details),
+    domain.ResourceExhausted: (grpc.StatusCode.RESOURCE_EXHAUSTED, _retry_info),
+    domain.Unavailable: (grpc.StatusCode.UNAVAILABLE, _no_details),
+    domain.Unimplemented: (grpc.StatusCode.UNIMPLEMENTED, _no_details),
+    stored.InvalidArgumentError: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
+    stored.NotFoundError: (grpc.StatusCode.NOT_FOUND, _resource_info),
+    stored.AlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, _resource_info),
+    stored.ConflictError: (grpc.StatusCode.FAILED_PRECONDITION, _resource_info),
+}
+
+
+def to_status(exc: BaseException) -> status_pb2.Status:
+    """The google.rpc.Status a client sees for `exc`."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            code, details = ERROR_TABLE[cls]
+            message = getattr(exc, "message", None) or str(exc)
+            packed = []
+            for detail in details(exc):
+                any_msg = any_pb2.Any()
+                any_msg.Pack(detail)
+                packed.append(any_msg)
+            return status_pb2.Status(code=code.value[0], message=message, details=packed)
+    request_id = uuid.uuid4().hex[:12]
+    log.error("internal error, request_id=%s", request_id, exc_info=exc)
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.RequestInfo(request_id=request_id))
+    return status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (request_id {request_id})",
+                             details=[info])
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    await context.abort_with_status(rpc_status.to_status(to_status(exc)))
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort raises this after the status is set; it must propagate untouched.
+    return isinstance(exc, grpc.aio.AbortError)
+
+
+def grpc_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap one servicer method (coroutine or async generator) so domain errors
+    become statuses from the table."""
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext):
+            try:
+                async for item in fn(self, request, context):
+                    yield item
+            except Exception as exc:  # noqa: BLE001 - translated by the table
+                if _is_abort(exc):
+                    raise
+                await abort(context, exc)
+        return stream_wrapper
+
+    @functools.wraps(fn)
+    async def unary_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext):
+        try:
+            return await fn(self, request, context)
+        except Exception as exc:  # noqa: BLE001 - translated by the table
+            if _is_abort(exc):
+                raise
+            await abort(context, exc)
+    return unary_wrapper
+
+
+def servicer(cls: type) -> type:
+    """Class decorator: apply `grpc_errors` to every RPC method the class defines."""
+    for name, member in list(vars(cls).items()):
+        if name[:1].isupper() and callable(member):
+            setattr(cls, name, grpc_errors(member))
+    return cls

@@ -1,0 +1,1 @@
+"""One servicer per gRPC service: protobuf in, domain call, protobuf out."""
