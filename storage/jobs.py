@@ -71,6 +71,8 @@ class JobRecord:
     """Fraction done, 0.0 to 1.0."""
     message: str
     result: dict[str, Any] | None
+    details: dict[str, Any] | None
+    """Live statistics of a running job, written with its progress."""
     checkpoint_path: str | None
     """Latest checkpoint; a requeued job resumes from it."""
     error: str | None
@@ -105,7 +107,7 @@ class JobRepository:
         now = utcnow()
         record = JobRecord(
             job_id or str(uuid.uuid4()), kind, JobState.QUEUED, device=None, params=dict(params),
-            progress=0.0, message="", result=None, checkpoint_path=None, error=None,
+            progress=0.0, message="", result=None, details=None, checkpoint_path=None, error=None,
             created_at=now, started_at=None, updated_at=now, completed_at=None,
             cancel_requested=False,
         )  # fmt: skip
@@ -152,7 +154,7 @@ class JobRepository:
 
     def update_progress(
         self, job_id: str, progress: float, *, message: str | None = None,
-        checkpoint_path: str | None = None,
+        checkpoint_path: str | None = None, details: dict[str, Any] | None = None,
     ) -> JobRecord:  # fmt: skip
         """Record progress of a running job (None leaves a field as it is). The returned
         record carries `cancel_requested`, which is how a worker learns to stop."""
@@ -163,6 +165,8 @@ class JobRepository:
             values["message"] = message
         if checkpoint_path is not None:
             values["checkpoint_path"] = checkpoint_path
+        if details is not None:
+            values["details"] = details
         return self._update(job_id, {JobState.RUNNING}, values, "job is not running")
 
     def transition(

@@ -186,6 +186,8 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]
+    details: Mapped[dict[str, Any] | None]
+    """Live statistics of a running job (epoch, loss, tokens...), kept after it ends."""
     checkpoint_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

@@ -108,6 +108,7 @@ def upgrade() -> None:
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("result", _JSON, nullable=True),
+        sa.Column("details", _JSON, nullable=True),
         sa.Column("checkpoint_path", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", _TS, nullable=False),

@@ -107,12 +107,16 @@ def test_update_progress_only_while_running(jobs: JobRepository) -> None:
         jobs.update_progress(job_id, 0.1)
     jobs.transition(job_id, R)
     before = jobs.get(job_id)
-    updated = jobs.update_progress(job_id, 0.25, message="epoch 5/20", checkpoint_path="/ck/5.pt")
+    updated = jobs.update_progress(job_id, 0.25, message="epoch 5/20", checkpoint_path="/ck/5.pt",
+                                   details={"epoch": 5, "loss": 0.5})
     assert (updated.progress, updated.message) == (0.25, "epoch 5/20")
     assert updated.checkpoint_path == "/ck/5.pt"
+    assert updated.details == {"epoch": 5, "loss": 0.5}
     assert updated.updated_at > before.updated_at  # doubles as the heartbeat
     kept = jobs.update_progress(job_id, 0.5)
     assert (kept.message, kept.checkpoint_path) == ("epoch 5/20", "/ck/5.pt")
+    assert kept.details == {"epoch": 5, "loss": 0.5}
+    assert jobs.get(job_id).details == {"epoch": 5, "loss": 0.5}
     with pytest.raises(InvalidArgumentError):
         jobs.update_progress(job_id, 1.5)
 
