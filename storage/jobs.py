@@ -152,6 +152,16 @@ class JobRepository:
             rows = [_record(r) for r in s.scalars(stmt)]
         return make_page(rows, size, scope, lambda r: (r.created_at, r.job_id))
 
+    def count(self, *, kind: JobKind | str | None = None, state: JobState | str | None = None) -> int:
+        """How many jobs `list` would return over all its pages."""
+        stmt = select(func.count()).select_from(t.Job)
+        if kind:
+            stmt = stmt.where(t.Job.kind == parse_enum(JobKind, kind, "kind").value)
+        if state:
+            stmt = stmt.where(t.Job.state == parse_enum(JobState, state, "state").value)
+        with self._db.session(readonly=True) as s:
+            return int(s.execute(stmt).scalar_one())
+
     def update_progress(
         self, job_id: str, progress: float, *, message: str | None = None,
         checkpoint_path: str | None = None, details: dict[str, Any] | None = None,
@@ -172,6 +182,7 @@ class JobRepository:
     def transition(
         self, job_id: str, to_state: JobState | str, *, message: str | None = None,
         result: dict[str, Any] | None = None, error: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> JobRecord:  # fmt: skip
         """Move a job along the state machine; ConflictError if the move is not legal.
 
@@ -184,6 +195,8 @@ class JobRepository:
         values: dict[str, Any] = {"state": to_state.value, "updated_at": now}
         if message is not None:
             values["message"] = message
+        if details is not None:
+            values["details"] = details
         if to_state is JobState.QUEUED:
             values.update(_requeue(now))
         if to_state is JobState.RUNNING:

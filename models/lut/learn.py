@@ -6,37 +6,17 @@ from __future__ import annotations
 
 import torch
 
-from models.engine.hooks import find_decoder_layers
+from models.forward import run_to_layer
 from models.lut.codec import EntryPayload
 from models.lut.keys import GENERIC_TEXTS, content_positions
-
-
-class _Stop(Exception):
-    """Raised by the capture hook: layers past the keyed one are not needed."""
 
 
 @torch.inference_mode()
 def hidden_at(engine, layer: int, sequences: list[list[int]]) -> list[torch.Tensor]:
     """Output hidden states of decoder `layer` for each sequence ([len, hidden], cpu)."""
-    model = engine.model
-    block = find_decoder_layers(model)[layer]
-    device = next(model.parameters()).device
-    out: list[torch.Tensor] = []
-
-    def capture(module, args, output):
-        out.append((output[0] if isinstance(output, tuple) else output)[0].float().cpu())
-        raise _Stop
-
-    handle = block.register_forward_hook(capture)
-    try:
-        for ids in sequences:
-            try:
-                model(input_ids=torch.tensor([ids], device=device), use_cache=False)
-            except _Stop:
-                pass
-    finally:
-        handle.remove()
-    return out
+    device = next(engine.model.parameters()).device
+    return [run_to_layer(engine.model, layer, torch.tensor([ids], device=device))[0].float().cpu()
+            for ids in sequences]
 
 
 def baseline_job(engine, tokenizer, layer: int):

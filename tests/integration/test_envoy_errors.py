@@ -71,10 +71,6 @@ async def test_unknown_query_parameter_is_400(http: httpx.AsyncClient):
 @pytest.mark.parametrize(("method", "path", "body", "rpc"), [
     ("GET", "/specialists", None, "SpecialistService.ListSpecialistNames"),
     ("DELETE", "/specialists/marketing", None, "SpecialistService.DeleteSpecialist"),
-    ("POST", "/api/v1/train", {"model_name": "microsoft/Phi-4", "corpus_file": "customer_reviews.txt"},
-     "SaeTrainingService.CreateTrainingJob"),
-    ("GET", "/api/v1/train/train_20250725_224918_1982/status", None, "SaeTrainingService.GetTrainingJob"),
-    ("GET", "/gpu/status", None, "SaeTrainingService.GetGpuStatus"),
 ])
 async def test_unimplemented_service_path_is_501_naming_what_is_missing(http: httpx.AsyncClient, method, path,
                                                                          body, rpc):

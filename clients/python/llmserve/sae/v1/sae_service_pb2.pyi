@@ -187,7 +187,7 @@ class GetTrainingJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetTrainingJobResponse(_message.Message):
-    __slots__ = ("job_id", "status", "progress", "current_epoch", "current_loss", "estimated_time_remaining", "message", "model_info", "last_checkpoint", "state")
+    __slots__ = ("job_id", "status", "progress", "current_epoch", "current_loss", "estimated_time_remaining", "message", "model_info", "last_checkpoint", "state", "tokens_processed")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +198,7 @@ class GetTrainingJobResponse(_message.Message):
     MODEL_INFO_FIELD_NUMBER: _ClassVar[int]
     LAST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: str
     progress: float
@@ -208,7 +209,8 @@ class GetTrainingJobResponse(_message.Message):
     model_info: ModelInfo
     last_checkpoint: str
     state: _common_pb2.JobState
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., progress: _Optional[float] = ..., current_epoch: _Optional[int] = ..., current_loss: _Optional[float] = ..., estimated_time_remaining: _Optional[int] = ..., message: _Optional[str] = ..., model_info: _Optional[_Union[ModelInfo, _Mapping]] = ..., last_checkpoint: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
+    tokens_processed: int
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., progress: _Optional[float] = ..., current_epoch: _Optional[int] = ..., current_loss: _Optional[float] = ..., estimated_time_remaining: _Optional[int] = ..., message: _Optional[str] = ..., model_info: _Optional[_Union[ModelInfo, _Mapping]] = ..., last_checkpoint: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., tokens_processed: _Optional[int] = ...) -> None: ...
 
 class GetTrainingResultRequest(_message.Message):
     __slots__ = ("job_id",)
