@@ -46,9 +46,7 @@ class Pipeline:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.progress.model_info = self._model_info(runtime)
         cache, extract_s = await self._activations(runtime)
-        resume = Path(self.record.checkpoint_path) if self.record.checkpoint_path else None
-        if resume is not None and not resume.exists():
-            resume = None
+        resume = latest_checkpoint(self.dir / "checkpoints")
         trainer = self.trainer = Trainer(self.params, config, cache.train, self.progress, self.dir / "checkpoints",
                                          resume, span=(EXTRACT_SHARE, 1 - EXTRACT_SHARE - EVAL_SHARE))
         summary: TrainSummary = await engine.run_background(trainer.job())
@@ -69,7 +67,8 @@ class Pipeline:
                 "final_loss": summary.final_loss, "total_epochs": summary.epochs,
                 "training_time_seconds": summary.seconds, "convergence_epoch": summary.convergence_epoch,
                 "tokens_trained": summary.tokens, "extraction_seconds": extract_s,
-                "train_tokens_per_second": summary.tokens / max(summary.seconds, 1e-9),
+                "tokens_per_second": summary.tokens / max(summary.seconds, 1e-9),
+                "resumed_from_epoch": trainer.resumed_from_epoch,
                 "feature_statistics": {
                     "total_features": trainer.sae.d_sae,
                     "active_features": int((metrics.fire_frequency > 0).sum()),
@@ -143,6 +142,13 @@ class Pipeline:
                 "architecture": shape.architecture, "total_layers": shape.total_layers,
                 "selected_layer": self.params.layer_number, "hidden_size": shape.hidden_size,
                 "vocab_size": shape.vocab_size, "requires_token": False}
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint on disk. The job row's checkpoint_path may lag behind (it is
+    written once per progress interval, and older files are pruned), so the folder decides."""
+    found = [(int(p.stem.rsplit("_", 1)[1]), p) for p in folder.glob("checkpoint_*.pt")]
+    return max(found)[1] if found else None
 
 
 def _counting(job, progress: Progress, per_unit: float):

@@ -28,7 +28,8 @@ class Forward:
     vals: torch.Tensor
     """TopK: their activations [batch, k]. L1: all activations [batch, d_sae]."""
     pre: torch.Tensor | None
-    """Dense pre-activations without grad (TopK only; the auxiliary loss reuses them)."""
+    """Dense pre-activations without grad, in the selection dtype (TopK only; the
+    auxiliary loss reuses them to choose dead latents)."""
 
 
 class SparseAutoencoder(nn.Module):
@@ -64,19 +65,16 @@ class SparseAutoencoder(nn.Module):
             return Forward(acts @ self.W_dec + self.b_dec, acts > 0, acts, None)
         with torch.no_grad():
             w = self.W_enc_t.detach()
-            if self.select_dtype != torch.float32:
-                pre = (xc.detach().to(self.select_dtype) @ w.to(self.select_dtype).t()).float() + self.b_enc
-            else:
-                pre = torch.addmm(self.b_enc.detach(), xc.detach(), w.t())
+            dt = self.select_dtype
+            pre = torch.addmm(self.b_enc.detach().to(dt), xc.detach().to(dt), w.to(dt).t())
             idx = pre.topk(self.k, dim=-1, sorted=False).indices
         vals = self.sparse_pre(xc, idx).relu()
         recon = F.embedding_bag(idx, self.W_dec, per_sample_weights=vals, mode="sum") + self.b_dec
         return Forward(recon, idx, vals, pre)
 
     def sparse_pre(self, xc: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Pre-activations of the latents `idx` [batch, n], with grad, from gathered encoder rows."""
-        rows = F.embedding(idx, self.W_enc_t)  # [batch, n, d_in]
-        return torch.bmm(rows, xc.unsqueeze(-1)).squeeze(-1) + self.b_enc[idx]
+        """Pre-activations of the latents `idx` [batch, n], with grad (see `_SparseEncode`)."""
+        return _SparseEncode.apply(xc, self.W_enc_t, self.b_enc, idx)
 
     @torch.no_grad()
     def encode_dense(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,6 +100,33 @@ class SparseAutoencoder(nn.Module):
         grad = self.W_dec.grad
         if grad is not None:
             grad -= (grad * self.W_dec).sum(-1, keepdim=True) * self.W_dec
+
+
+class _SparseEncode(torch.autograd.Function):
+    """pre[b, j] = W_enc_t[idx[b, j]] . xc[b] + b_enc[idx[b, j]], with a backward that
+    touches only the chosen rows: grad_xc as one fused embedding_bag, grad_W as a sparse
+    (latent x batch) product, instead of autograd's dense gather/bmm backward."""
+
+    @staticmethod
+    def forward(ctx, xc, w_enc_t, b_enc, idx):
+        ctx.save_for_backward(xc, w_enc_t, idx)
+        ctx.d_sae = w_enc_t.shape[0]
+        rows = F.embedding(idx, w_enc_t)  # [batch, n, d_in]
+        return torch.bmm(rows, xc.unsqueeze(-1)).squeeze(-1) + b_enc[idx]
+
+    @staticmethod
+    def backward(ctx, grad):
+        xc, w_enc_t, idx = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_xc = F.embedding_bag(idx, w_enc_t, per_sample_weights=grad, mode="sum")
+        batch, n = idx.shape
+        cols = torch.arange(batch, device=idx.device).repeat_interleave(n)
+        sparse = torch.sparse_coo_tensor(torch.stack([idx.flatten(), cols]), grad.flatten(), (ctx.d_sae, batch),
+                                         check_invariants=False)
+        grad_w = torch.sparse.mm(sparse, xc)
+        grad_b = torch.zeros(ctx.d_sae, dtype=grad.dtype, device=grad.device).index_add_(0, idx.flatten(),
+                                                                                           grad.flatten())
+        return grad_xc, grad_w, grad_b, None
 
 
 def aux_loss(sae: SparseAutoencoder, x: torch.Tensor, out: Forward, dead: torch.Tensor, k_aux: int,

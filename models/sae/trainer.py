@@ -60,12 +60,13 @@ class Trainer:
         self.sae = SparseAutoencoder(d_in, params.width(d_in), params.architecture, params.k, seed=config.seed,
                                      select_dtype=fast_select_dtype())
         self.norm = Normalizer.fit(train[torch.randperm(len(train), generator=self._gen(0))[:65536]])
-        self.opt = torch.optim.Adam(self.sae.parameters(), lr=params.learning_rate)
+        self.opt = torch.optim.Adam(self.sae.parameters(), lr=params.learning_rate, fused=True)
         self.since_fired = torch.zeros(self.sae.d_sae, dtype=torch.long)
         self.epoch_losses: list[float] = []
         self.curve: list[dict] = []
         self.seconds = 0.0
         self.checkpoints: list[str] = []
+        self.resumed_from_epoch = 0
         if resume is not None:
             self._load(resume)
 
@@ -182,5 +183,5 @@ class Trainer:
         self.checkpoints = list(state["checkpoints"])
         self.norm = Normalizer(state["norm_mean"], float(state["norm_scale"]))
         self.progress.step, self.progress.tokens = int(state["step"]), int(state["tokens"])
-        self.progress.epoch = len(self.epoch_losses)
+        self.progress.epoch = self.resumed_from_epoch = len(self.epoch_losses)
         self.progress.checkpoint = str(path)

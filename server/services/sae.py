@@ -132,6 +132,7 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
             training_stats=pb.TrainingStats(
                 final_loss=stats["final_loss"], total_epochs=stats["total_epochs"],
                 training_time_seconds=stats["training_time_seconds"], convergence_epoch=stats["convergence_epoch"],
+                resumed_from_epoch=stats["resumed_from_epoch"], tokens_per_second=stats["tokens_per_second"],
                 feature_statistics=feature),
             feature_count=r["feature_count"], model_info=pb.ModelInfo(**r["model_info"]),
             ready_for_find_service=True, checkpoints=r["checkpoints"],

@@ -249,18 +249,22 @@ class GetTrainingResultResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., model_path: _Optional[str] = ..., activations_path: _Optional[str] = ..., metadata_path: _Optional[str] = ..., training_stats: _Optional[_Union[TrainingStats, _Mapping]] = ..., feature_count: _Optional[int] = ..., model_info: _Optional[_Union[ModelInfo, _Mapping]] = ..., ready_for_find_service: _Optional[bool] = ..., checkpoints: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., metrics: _Optional[_Union[SaeMetrics, _Mapping]] = ..., artifacts: _Optional[_Union[SaeArtifacts, _Mapping]] = ...) -> None: ...
 
 class TrainingStats(_message.Message):
-    __slots__ = ("final_loss", "total_epochs", "training_time_seconds", "convergence_epoch", "feature_statistics")
+    __slots__ = ("final_loss", "total_epochs", "training_time_seconds", "convergence_epoch", "feature_statistics", "resumed_from_epoch", "tokens_per_second")
     FINAL_LOSS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     TRAINING_TIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CONVERGENCE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     FEATURE_STATISTICS_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FROM_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     final_loss: float
     total_epochs: int
     training_time_seconds: float
     convergence_epoch: int
     feature_statistics: FeatureStatistics
-    def __init__(self, final_loss: _Optional[float] = ..., total_epochs: _Optional[int] = ..., training_time_seconds: _Optional[float] = ..., convergence_epoch: _Optional[int] = ..., feature_statistics: _Optional[_Union[FeatureStatistics, _Mapping]] = ...) -> None: ...
+    resumed_from_epoch: int
+    tokens_per_second: float
+    def __init__(self, final_loss: _Optional[float] = ..., total_epochs: _Optional[int] = ..., training_time_seconds: _Optional[float] = ..., convergence_epoch: _Optional[int] = ..., feature_statistics: _Optional[_Union[FeatureStatistics, _Mapping]] = ..., resumed_from_epoch: _Optional[int] = ..., tokens_per_second: _Optional[float] = ...) -> None: ...
 
 class FeatureStatistics(_message.Message):
     __slots__ = ("total_features", "active_features", "dead_features", "mean_activation", "sparsity_achieved")

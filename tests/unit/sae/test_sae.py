@@ -1,0 +1,191 @@
+"""The SAE, its metrics and its trainer on inputs with known answers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.errors import InvalidArgument, ResourceExhausted
+from models.sae.config import Architecture, SaeConfig, TrainParams
+from models.sae.corpus import CorpusStore, parse_multipart
+from models.sae.metrics import CeLoss, Normalizer, activation_metrics
+from models.sae.sae import SparseAutoencoder
+from models.sae.trainer import Progress, Trainer
+
+
+def exact_sae(d: int) -> SparseAutoencoder:
+    """W = [I; -I], k = d: for every dimension exactly one of +x_i, -x_i is kept, so the
+    reconstruction is exact and L0 counts the non-zero input dimensions."""
+    sae = SparseAutoencoder(d, 2 * d, Architecture.TOPK, k=d)
+    eye = torch.cat([torch.eye(d), -torch.eye(d)])
+    with torch.no_grad():
+        sae.W_dec.copy_(eye)
+        sae.W_enc_t.copy_(eye)
+    return sae
+
+
+def test_exact_sae_has_zero_fvu_and_counts_l0():
+    torch.manual_seed(0)
+    acts = torch.randn(500, 8)
+    acts[:, :2] = 0.0  # two dimensions never active: their four latents are dead
+    norm = Normalizer(torch.zeros(8), 1.0)
+    m = activation_metrics(exact_sae(8), norm, acts, dense_threshold=0.1)
+    assert m.fvu == pytest.approx(0.0, abs=1e-10)
+    assert m.l0 == pytest.approx(6.0)
+    assert int((m.fire_frequency == 0).sum()) == 4
+    assert m.dense_fraction == pytest.approx(12 / 16)  # each remaining latent fires on ~half the tokens
+
+
+def test_sae_that_outputs_the_mean_has_fvu_one():
+    torch.manual_seed(0)
+    acts = torch.randn(2000, 8) * 3 + 5
+    norm = Normalizer.fit(acts)
+    sae = exact_sae(8)
+    with torch.no_grad():
+        sae.W_dec.zero_()  # decoding anything gives b_dec = 0, the normalised mean
+    m = activation_metrics(sae, norm, acts, dense_threshold=0.1)
+    assert m.fvu == pytest.approx(1.0, abs=1e-3)
+
+
+def test_normalizer_centres_and_scales_to_sqrt_d():
+    acts = torch.randn(4000, 16) * 7 + 3
+    norm = Normalizer.fit(acts)
+    x = norm(acts)
+    assert x.mean(0).abs().max() < 1e-4
+    assert x.norm(dim=-1).mean() == pytest.approx(4.0, rel=1e-4)
+    assert torch.allclose(norm.invert(x), acts, atol=1e-4)
+
+
+def test_sparse_topk_matches_the_dense_computation_and_its_gradients():
+    torch.manual_seed(0)
+    sae = SparseAutoencoder(12, 48, Architecture.TOPK, k=5, seed=3)
+    with torch.no_grad():
+        sae.b_enc.normal_()
+        sae.b_dec.normal_()
+    x = torch.randn(32, 12)
+    out = sae(x)
+    loss = (out.recon - x).pow(2).sum()
+    loss.backward()
+    sparse_grads = [p.grad.clone() for p in sae.parameters()]
+
+    sae.zero_grad()
+    pre = (x - sae.b_dec) @ sae.W_enc_t.t() + sae.b_enc
+    mask = torch.zeros_like(pre).scatter_(1, pre.topk(5, dim=-1).indices, 1.0)
+    dense = F.relu(pre) * mask
+    ref = dense @ sae.W_dec + sae.b_dec
+    (ref - x).pow(2).sum().backward()
+    assert torch.allclose(out.recon, ref, atol=1e-5)
+    for got, want in zip(sparse_grads, (p.grad for p in sae.parameters())):
+        assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_ce_loss_score():
+    assert CeLoss(clean=2.0, sae=2.0, zero=6.0).score == 1.0
+    assert CeLoss(clean=2.0, sae=6.0, zero=6.0).score == 0.0
+    assert CeLoss(clean=2.0, sae=3.0, zero=6.0).score == pytest.approx(0.75)
+
+
+def sparse_data(n: int, d: int = 16, features: int = 32, active: int = 2) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    dictionary = F.normalize(torch.randn(features, d, generator=gen), dim=-1)
+    codes = torch.zeros(n, features)
+    idx = torch.stack([torch.randperm(features, generator=gen)[:active] for _ in range(n)])
+    codes.scatter_(1, idx, torch.rand(n, active, generator=gen) + 0.5)
+    return codes @ dictionary
+
+
+def run(trainer: Trainer):
+    job = trainer.job()
+    while True:
+        try:
+            next(job)
+        except StopIteration as stop:
+            return stop.value
+
+
+def make_trainer(tmp: Path, epochs: int, data: torch.Tensor, resume: Path | None = None, **config) -> Trainer:
+    params = TrainParams("m", "c.txt", hidden_dim=64, k=4, max_epochs=epochs, learning_rate=3e-3, min_loss=0)
+    cfg = SaeConfig(train_batch_tokens=128, checkpoint_interval_s=0.0, **config)
+    return Trainer(params, cfg, data, Progress(), tmp / "ck", resume)
+
+
+def test_training_learns_sparse_structure(tmp_path):
+    data = sparse_data(4096)
+    trainer = make_trainer(tmp_path, 8, data)
+    summary = run(trainer)
+    m = activation_metrics(trainer.sae, trainer.norm, sparse_data(1024), dense_threshold=0.5)
+    assert m.fvu < 0.2, m.fvu
+    assert summary.curve[-1]["loss"] < summary.curve[0]["loss"] / 3
+    assert summary.epochs == 8 and trainer.progress.tokens == 8 * 4096
+
+
+def test_min_loss_stops_early(tmp_path):
+    trainer = make_trainer(tmp_path, 50, sparse_data(2048))
+    trainer.params = TrainParams("m", "c.txt", hidden_dim=64, k=4, max_epochs=50, learning_rate=3e-3, min_loss=0.5)
+    summary = run(trainer)
+    assert summary.epochs < 50 and summary.final_loss < 0.5
+    assert summary.convergence_epoch == summary.epochs
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path):
+    data = sparse_data(1024)
+    whole = make_trainer(tmp_path / "a", 4, data)
+    run(whole)
+    first = make_trainer(tmp_path / "b", 2, data)
+    run(first)
+    resumed = make_trainer(tmp_path / "c", 4, data, resume=Path(first.checkpoints[-1]))
+    assert resumed.progress.epoch == 2 and resumed.progress.tokens == 2 * 1024
+    run(resumed)
+    for a, b in zip(whole.sae.parameters(), resumed.sae.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert len(resumed.checkpoints) <= 2 and all(Path(c).exists() for c in resumed.checkpoints)
+
+
+def test_dead_fraction_uses_a_token_window(tmp_path):
+    trainer = make_trainer(tmp_path, 1, sparse_data(512), dead_window_tokens=256)
+    run(trainer)
+    trainer.since_fired[:10] = 10_000
+    trainer.since_fired[10:] = 0
+    fraction, window = trainer.dead_fraction()
+    assert window == 256 and fraction == pytest.approx(10 / 64)
+
+
+def test_params_ranges_name_the_field():
+    for kwargs, field in (({"batch_size": 0}, "batch_size"), ({"batch_size": 129}, "batch_size"),
+                          ({"hidden_dim": 8, "expansion_factor": 2}, "hidden_dim"), ({"min_loss": -1}, "min_loss"),
+                          ({"max_sequence_length": 8}, "max_sequence_length"), ({"corpus_file": ""}, "corpus_file")):
+        with pytest.raises(InvalidArgument) as err:
+            TrainParams(**{"model_name": "m", "corpus_file": "c.txt", **kwargs}).validate()
+        assert err.value.field == field
+    with pytest.raises(InvalidArgument) as err:
+        TrainParams("m", "c.txt", layer_number=30).validate_for_model(total_layers=30, hidden_size=8)
+    assert err.value.field == "layer_number" and "0 and 29" in err.value.message
+
+
+async def _chunks(*parts: bytes):
+    for part in parts:
+        yield part
+
+
+def test_corpus_upload_checks_utf8_across_chunks_and_size(tmp_path):
+    store = CorpusStore(tmp_path, max_bytes=64)
+    euro = "€".encode()  # three bytes split over two chunks must still decode
+    stored = asyncio.run(store.save("a.txt", _chunks(b"one\n", euro[:2], euro[2:] + b"\ntwo")))
+    assert (stored.size_bytes, stored.lines) == (11, 3) and (tmp_path / "a.txt").read_text() == "one\n€\ntwo"
+    with pytest.raises(ResourceExhausted):
+        asyncio.run(store.save("a.txt", _chunks(b"x" * 65)))
+    assert (tmp_path / "a.txt").read_text() == "one\n€\ntwo"  # a failed upload replaces nothing
+
+
+def test_multipart_body_gives_the_file_part():
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"reviews.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\nline one\nline two\n\r\n--XyZ--\r\n")
+    assert parse_multipart("multipart/form-data; boundary=XyZ", body) == ("reviews.txt", b"line one\nline two\n")
+    with pytest.raises(InvalidArgument) as err:
+        parse_multipart("application/json", b"{}")
+    assert err.value.field == "content_type"
