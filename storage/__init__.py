@@ -29,6 +29,7 @@ from storage.luts import (
     LutRepository,
     LutSnapshot,
     LutVersion,
+    NewLutEntry,
 )
 from storage.pagination import Page
 from storage.specialists import SpecialistRecord, SpecialistRepository, SpecialistStatus
@@ -53,6 +54,7 @@ __all__ = [
     "LutRepository",
     "LutSnapshot",
     "LutVersion",
+    "NewLutEntry",
     "NotFoundError",
     "Page",
     "Sender",

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from storage import schema as t
 from storage.db import Database
-from storage.errors import NotFoundError, check_name
+from storage.errors import AlreadyExistsError, NotFoundError, check_name
 from storage.pagination import Page, after_key, clamp_page_size, decode_token, make_page
 from storage.schema import utcnow
 
@@ -114,6 +114,16 @@ def _lut_name(lut_name: str, model: str) -> str:
     return f"{model}/{lut_name}"
 
 
+@dataclass(frozen=True)
+class NewLutEntry:
+    """An entry to write in bulk (import)."""
+
+    label: str
+    label_context: str | None
+    payload_format: str
+    payload: bytes
+
+
 class LutRepository:
     """Reads and writes LUTs; every method is one transaction."""
 
@@ -171,6 +181,43 @@ class LutRepository:
             entry_id, lut_id, label, label_context, payload_format, len(payload), now
         )
         return LutEntryAdded(entry, LutVersion(lut_id, version))
+
+    def replace_entries(
+        self, lut_name: str, model: str, entries: list[NewLutEntry], *, overwrite: bool
+    ) -> LutVersion:
+        """Make `entries` the LUT's whole content in one transaction (import): readers see the
+        old entries or all the new ones, never a mix, and a failure changes nothing. A LUT
+        that already has entries is only replaced with `overwrite`; AlreadyExistsError else."""
+        check_name("lut_name", lut_name)
+        check_name("model", model)
+        for e in entries:
+            check_name("payload_format", e.payload_format, 64)
+        now = utcnow()
+        upsert = (
+            self._db.insert(t.Lut)
+            .values(lut_name=lut_name, model=model, version=1, created_at=now, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=[t.Lut.lut_name, t.Lut.model],
+                set_={"version": t.Lut.version + 1, "updated_at": now},
+            )
+            .returning(t.Lut.id, t.Lut.version)
+        )
+        rows = [
+            {"label": e.label, "label_context": e.label_context, "payload": bytes(e.payload),
+             "payload_format": e.payload_format, "size_bytes": len(e.payload), "created_at": now}
+            for e in entries
+        ]  # fmt: skip
+        with self._db.session() as s:
+            lut_id, version = s.execute(upsert).one()
+            held = s.execute(
+                select(func.count()).select_from(t.LutEntry).where(t.LutEntry.lut_id == lut_id)
+            ).scalar_one()
+            if held and not overwrite:
+                raise AlreadyExistsError("lut", _lut_name(lut_name, model))
+            s.execute(delete(t.LutEntry).where(t.LutEntry.lut_id == lut_id))
+            if rows:
+                s.execute(insert(t.LutEntry), [{**r, "lut_id": lut_id} for r in rows])
+        return LutVersion(lut_id, version)
 
     def get_lut(self, lut_name: str, model: str) -> LutRecord:
         with self._db.session(readonly=True) as s:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from models.errors import AlreadyExists, InvalidArgument
+from models.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from models.lut import codec
 from models.lut.service import LutService, check_lut_name
-from storage.errors import NotFoundError
+from storage.errors import AlreadyExistsError, NotFoundError
+from storage.luts import NewLutEntry
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class LutAdmin:
             raise NotFoundError("lut", f"{name}/{lut_name}")
         entries = [codec.ExportedEntry(e.label, e.label_context, e.payload_format, e.payload)
                    for e in snapshot.entries]
+        size = sum(len(e.payload) + len(e.label) for e in entries)
+        limit = self._service.config.max_export_bytes
+        if size > limit:  # checked before encoding: the blob would be at least this large
+            raise FailedPrecondition(f"LUT {name}/{lut_name} holds {size} bytes, more than one export may carry "
+                                     f"({limit}); delete entries (DeleteLutEntry) or raise lut.max_export_bytes")
         return Exported(name, codec.encode_export(name, entries), len(entries), snapshot.version.version)
 
     async def import_lut(self, lut_name: str, model: str, data: bytes, overwrite: bool):
@@ -62,17 +68,10 @@ class LutAdmin:
         if model and self._service.resolve_model(model) != blob_model:
             raise InvalidArgument("model", f"the blob was exported from model '{blob_model}'")
         self._service.resolve_model(blob_model)  # the blob's model must be configured here
-        existing = await asyncio.to_thread(self._repo.get_version, lut_name, blob_model)
-        if existing is not None:
-            if not overwrite:
-                record = await asyncio.to_thread(self._repo.get_lut, lut_name, blob_model)
-                if record.entry_count:
-                    raise AlreadyExists("lut", f"{blob_model}/{lut_name}")
-            await asyncio.to_thread(self._repo.delete_lut, lut_name, blob_model)
-        # Not one transaction: a crash mid-import leaves a prefix of the entries, which a
-        # retry with overwrite=true replaces.
-        for e in entries:
-            await asyncio.to_thread(self._repo.add_entry, lut_name, blob_model, e.label, e.payload,
-                                    payload_format=e.payload_format, label_context=e.label_context)
+        rows = [NewLutEntry(e.label, e.label_context, e.payload_format, e.payload) for e in entries]
+        try:
+            await asyncio.to_thread(self._repo.replace_entries, lut_name, blob_model, rows, overwrite=overwrite)
+        except AlreadyExistsError:
+            raise AlreadyExists("lut", f"{blob_model}/{lut_name}") from None
         self._service.forget(lut_name, blob_model)
         return await asyncio.to_thread(self._repo.get_lut, lut_name, blob_model)

@@ -37,3 +37,6 @@ class LutConfig:
     """Longest accepted lut_name, in characters."""
     max_label_chars: int = 4096
     """Longest accepted label plus label_context, in characters."""
+    max_export_bytes: int = 48 * 1024 * 1024
+    """Largest export blob; kept under the server's 64 MiB message limit so a too-large LUT
+    gets a clear FAILED_PRECONDITION instead of a transport error."""

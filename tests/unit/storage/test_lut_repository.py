@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from storage import (
+    AlreadyExistsError,
     Database,
     InvalidArgumentError,
     LutRepository,
     LutVersion,
+    NewLutEntry,
     NotFoundError,
 )
 from storage import schema as t
@@ -195,3 +197,23 @@ def test_concurrent_add_entry_from_processes_all_land(
     assert sorted(e.label for e in snapshot.entries) == sorted(
         f"p{i}-{j}" for i in range(processes) for j in range(per_process)
     )
+
+
+def test_replace_entries_is_all_or_nothing(luts: LutRepository) -> None:
+    _add(luts, label="old 1")
+    _add(luts, label="old 2")
+    new = [NewLutEntry(f"new {i}", None, "raw", b"x" * i) for i in range(3)]
+    with pytest.raises(AlreadyExistsError):
+        luts.replace_entries("user_1", "gpt2", new, overwrite=False)
+    broken = [*new, NewLutEntry(None, None, "raw", b"y")]  # NOT NULL label fails mid-insert
+    with pytest.raises(Exception):
+        luts.replace_entries("user_1", "gpt2", broken, overwrite=True)
+    kept = luts.load_entries("user_1", "gpt2")
+    assert [e.label for e in kept.entries] == ["old 1", "old 2"] and kept.version.version == 2
+
+    version = luts.replace_entries("user_1", "gpt2", new, overwrite=True)
+    after = luts.load_entries("user_1", "gpt2")
+    assert [e.label for e in after.entries] == ["new 0", "new 1", "new 2"]
+    assert version.version == after.version.version == 3  # readers' caches see the change
+    fresh = luts.replace_entries("user_2", "gpt2", new[:1], overwrite=False)
+    assert fresh.version == 1 and luts.get_lut("user_2", "gpt2").entry_count == 1
