@@ -153,15 +153,7 @@ class LutRepository:
         check_name("payload_format", payload_format, 64)
         payload = bytes(payload)
         now = utcnow()
-        upsert = (
-            self._db.insert(t.Lut)
-            .values(lut_name=lut_name, model=model, version=1, created_at=now, updated_at=now)
-            .on_conflict_do_update(
-                index_elements=[t.Lut.lut_name, t.Lut.model],
-                set_={"version": t.Lut.version + 1, "updated_at": now},
-            )
-            .returning(t.Lut.id, t.Lut.version)
-        )
+        upsert = self._bump_version(lut_name, model, now)
         with self._db.session() as s:
             lut_id, version = s.execute(upsert).one()
             entry_id = s.execute(
@@ -193,15 +185,7 @@ class LutRepository:
         for e in entries:
             check_name("payload_format", e.payload_format, 64)
         now = utcnow()
-        upsert = (
-            self._db.insert(t.Lut)
-            .values(lut_name=lut_name, model=model, version=1, created_at=now, updated_at=now)
-            .on_conflict_do_update(
-                index_elements=[t.Lut.lut_name, t.Lut.model],
-                set_={"version": t.Lut.version + 1, "updated_at": now},
-            )
-            .returning(t.Lut.id, t.Lut.version)
-        )
+        upsert = self._bump_version(lut_name, model, now)
         rows = [
             {"label": e.label, "label_context": e.label_context, "payload": bytes(e.payload),
              "payload_format": e.payload_format, "size_bytes": len(e.payload), "created_at": now}
@@ -218,6 +202,19 @@ class LutRepository:
             if rows:
                 s.execute(insert(t.LutEntry), [{**r, "lut_id": lut_id} for r in rows])
         return LutVersion(lut_id, version)
+
+    def _bump_version(self, lut_name: str, model: str, now: datetime):
+        """Create the LUT at version 1 or add one to its version, returning (id, version). The
+        upsert takes the row's write lock, which serialises writers of one LUT."""
+        return (
+            self._db.insert(t.Lut)
+            .values(lut_name=lut_name, model=model, version=1, created_at=now, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=[t.Lut.lut_name, t.Lut.model],
+                set_={"version": t.Lut.version + 1, "updated_at": now},
+            )
+            .returning(t.Lut.id, t.Lut.version)
+        )
 
     def get_lut(self, lut_name: str, model: str) -> LutRecord:
         with self._db.session(readonly=True) as s:

@@ -1,9 +1,8 @@
-"""Device and memory facts for SAE training: GPU status (or an honest "no GPU"
-with host memory), model shapes read from configs, and memory estimates."""
+"""Device and memory facts for SAE training: per-GPU status (host memory comes from
+models.devices), model shapes read from configs, and memory estimates."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -21,12 +20,6 @@ class GpuInfo:
     utilization: float
 
 
-@dataclass(frozen=True)
-class HostMemory:
-    total_gb: float
-    free_gb: float
-
-
 def gpus() -> list[GpuInfo]:
     if not torch.cuda.is_available():
         return []
@@ -39,19 +32,6 @@ def gpus() -> list[GpuInfo]:
             util = 0.0
         out.append(GpuInfo(i, torch.cuda.get_device_name(i), total, torch.cuda.memory_allocated(i), free, util))
     return out
-
-
-def host_memory() -> HostMemory:
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    free = total
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    free = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return HostMemory(total / GIB, free / GIB)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from transformers import AutoConfig
 
 from models.errors import FailedPrecondition, ModelNotFound, ResourceExhausted
+from models.devices import host_memory
 from models.loading import weights_unavailable
 from models.manager import ModelManager
 from models.registry import ModelSpec
@@ -82,8 +83,8 @@ class SaeJobs:
         """The estimate and the memory available to it: the roomiest GPU, else host memory."""
         est = hardware.estimate(shape)
         gpus = hardware.gpus()
-        available = max(g.free for g in gpus) / hardware.GIB if gpus else hardware.host_memory().free_gb
-        return est, available
+        available = max(g.free for g in gpus) if gpus else host_memory().free_bytes
+        return est, available / hardware.GIB
 
     # -- jobs --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import grpc
 from llmserve.common.v1 import common_pb2
 from llmserve.sae.v1 import sae_service_pb2 as pb
 from llmserve.sae.v1 import sae_service_pb2_grpc as pb_grpc
+from models.devices import host_memory
 from models.errors import InvalidArgument, LlmServeError
 from models.sae import hardware
 from models.sae.config import Architecture, TrainParams
@@ -74,9 +75,9 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
 
     async def GetGpuStatus(self, request: pb.GetGpuStatusRequest, context) -> pb.GetGpuStatusResponse:
         gpus = hardware.gpus()
-        host = hardware.host_memory()
-        out = pb.GetGpuStatusResponse(cuda_available=bool(gpus), device_count=len(gpus),
-                                      host_memory=pb.HostMemory(total_gb=host.total_gb, free_gb=host.free_gb))
+        host = host_memory()
+        out = pb.GetGpuStatusResponse(cuda_available=bool(gpus), device_count=len(gpus), host_memory=pb.HostMemory(
+            total_gb=host.total_bytes / hardware.GIB, free_gb=host.free_bytes / hardware.GIB))
         if gpus:
             import torch
 
