@@ -8,7 +8,7 @@ HTTP_PORT ?= 8080
 ADMIN_PORT ?= 9901
 PYTEST_ARGS ?=
 
-.PHONY: install proto descriptor run serve envoy test test-fast bench eval-lut eval-json eval-sae clean
+.PHONY: install proto descriptor run serve envoy test test-fast bench eval-lut eval-json eval-sae eval-specialists clean
 
 $(STAMP): pyproject.toml requirements-torch.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ eval-lut: install  ## LUT quality and latency on SmolLM2 -> bench/lut_eval.md (T
 
 eval-json: install  ## JSON replies, constrained vs free -> bench/json_eval.md (EVAL_ARGS="--target host:port")
 	$(BIN)/python -m bench.json_eval $(EVAL_ARGS)
+
+eval-specialists: install  ## specialist mixture quality and speed on SmolLM2 -> bench/specialist_eval.md (EVAL_ARGS="--steps N")
+	$(BIN)/python -m bench.specialist_eval $(EVAL_ARGS)
 
 # SAELens (about 1 GB with its dependencies) lives in its own venv, used only by eval-sae;
 # the constraint keeps pip from swapping the CPU torch build for another one.

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 from models.chat.config import ChatConfig
 from models.engine.config import EngineConfig
 from models.lut.config import LutConfig
+from models.specialist.config import SpecialistConfig
+from models.sae.config import SaeConfig
 from models.registry import ModelSpec, default_specs
 
 
@@ -42,6 +44,10 @@ class Settings:
     """Chat sessions: reply provider, OpenAI-compatible API, Redis history cache."""
     lut: LutConfig = field(default_factory=LutConfig)
     """Per-user LUT keying, matching and default threshold."""
+    specialist: SpecialistConfig = field(default_factory=SpecialistConfig)
+    """Specialist experts: corpus and weights folders, adapter shape, training schedule."""
+    sae: SaeConfig = field(default_factory=SaeConfig)
+    """SAE training: token batch, activation cap, metric windows, checkpoints, uploads."""
     grace_period_s: float = 10.0
     """On SIGTERM, how long in-flight calls may finish before the server stops."""
     log_level: str = "INFO"
@@ -68,6 +74,11 @@ def _model_specs(raw: list[dict[str, Any]], base: tuple[ModelSpec, ...]) -> tupl
     return tuple(specs.values())
 
 
+# TOML tables that map one-to-one onto a config dataclass.
+SECTIONS: dict[str, type] = {"engine": EngineConfig, "chat": ChatConfig, "lut": LutConfig, "sae": SaeConfig,
+                            "specialist": SpecialistConfig}
+
+
 def _from_mapping(data: dict[str, Any]) -> Settings:
     kwargs: dict[str, Any] = {}
     known = {f.name for f in dataclasses.fields(Settings)}
@@ -77,12 +88,8 @@ def _from_mapping(data: dict[str, Any]) -> Settings:
     for key, value in data.items():
         if key == "models":
             kwargs[key] = _model_specs(value, default_specs())
-        elif key == "engine":
-            kwargs[key] = EngineConfig(**value)
-        elif key == "chat":
-            kwargs[key] = ChatConfig(**value)
-        elif key == "lut":
-            kwargs[key] = LutConfig(**value)
+        elif key in SECTIONS:
+            kwargs[key] = SECTIONS[key](**value)
         elif key == "data_dir":
             kwargs[key] = Path(value)
         elif key == "preload_models":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 import grpc
 
@@ -12,7 +13,8 @@ from llmserve.server.v1 import server_service_pb2_grpc as pb_grpc
 from models.devices import GB, gpu_memory, host_memory
 from models.manager import ModelManager
 from server.errors import servicer
-from server.services.binding import ServiceBinding, full_name
+from server.services.binding import ServiceBinding, ServiceContext, full_name
+from storage.specialists import SpecialistRepository
 
 VERSION = "0.1.0"
 
@@ -34,7 +36,7 @@ ENDPOINTS = {
 @servicer
 class ServerServicer(pb_grpc.ServerServiceServicer):
     def __init__(self, manager: ModelManager, service_states: Callable[[], dict[str, str]],
-                 specialists: Callable[[], list[str]] = list) -> None:
+                 specialists: Callable[[], Awaitable[list[str]]]) -> None:
         self._manager = manager
         self._service_states = service_states
         self._specialists = specialists
@@ -54,10 +56,21 @@ class ServerServicer(pb_grpc.ServerServiceServicer):
         weights = str(getattr(runtime.loaded.model, "name_or_path", "")) if runtime else ""
         return pb.GetHealthResponse(
             status=status, model=default, device=str(runtime.loaded.device) if runtime else "",
-            timestamp=time.time(), initialized=runtime is not None, specialists=self._specialists(),
+            timestamp=time.time(), initialized=runtime is not None, specialists=await self._specialists(),
             service="llmserve", version=VERSION, gpu_available=bool(gpus), gpu_count=len(gpus),
             memory_status=memory, services=states, tokenizer_path=weights, generalist_ckpt_path=weights)
 
 
+def _specialist_names(ctx: ServiceContext) -> Callable[[], Awaitable[list[str]]]:
+    """The seed-003 health field: names of the added specialists, from the database."""
+    repo = SpecialistRepository(ctx.database)
+
+    async def names() -> list[str]:
+        page = await asyncio.to_thread(repo.list, page_size=1000)
+        return [r.name for r in page.items]
+
+    return names
+
+
 BINDING = ServiceBinding(full_name(pb, "ServerService"), pb_grpc.add_ServerServiceServicer_to_server,
-                         lambda ctx: ServerServicer(ctx.manager, ctx.service_states))
+                         lambda ctx: ServerServicer(ctx.manager, ctx.service_states, _specialist_names(ctx)))

@@ -66,17 +66,3 @@ async def test_unknown_query_parameter_is_400(http: httpx.AsyncClient):
     assert "verbose" in resp.text
     resp = await http.get("/health?foo=bar")
     assert resp.status_code == 400 and "foo" in resp.text
-
-
-@pytest.mark.parametrize(("method", "path", "body", "rpc"), [
-    ("GET", "/specialists", None, "SpecialistService.ListSpecialistNames"),
-    ("DELETE", "/specialists/marketing", None, "SpecialistService.DeleteSpecialist"),
-])
-async def test_unimplemented_service_path_is_501_naming_what_is_missing(http: httpx.AsyncClient, method, path,
-                                                                         body, rpc):
-    resp = await http.request(method, path, json=body)
-    assert resp.status_code == 501, resp.text
-    data = resp.json()
-    assert data["code"] == 12  # UNIMPLEMENTED
-    assert data["message"].startswith(f"{rpc} is not implemented yet: ")
-    assert len(data["message"]) > len(f"{rpc} is not implemented yet: ") + 10  # says what is missing
