@@ -4,7 +4,7 @@ beyond listing its binding."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import grpc
@@ -25,6 +25,9 @@ class ServiceContext:
     database: Database
     service_states: Callable[[], dict[str, str]]
     """Current health status per service name (for health documents)."""
+    components: dict[str, Any] = field(default_factory=dict)
+    """Domain services a binding offers to others, by name (e.g. "specialists", which the
+    seed-shared POST /generate reaches); read at call time, so build order does not matter."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import grpc
 from llmserve.lut.v1 import lut_service_pb2 as pb
 from llmserve.lut.v1 import lut_service_pb2_grpc as pb_grpc
 from models.errors import InvalidArgument
+from models.generation import PreparedRequest
 from models.lut.admin import LutAdmin
 from models.lut.service import LutGeneration, LutService, check_lut_name
 from server.errors import servicer
@@ -51,10 +52,22 @@ def _entry_id(value: str) -> int:
 
 @servicer
 class LutServicer(pb_grpc.LutServiceServicer):
-    def __init__(self, service: LutService, repository: LutRepository) -> None:
+    def __init__(self, service: LutService, repository: LutRepository, components: dict[str, Any]) -> None:
         self._service = service
         self._repo = repository
         self._admin = LutAdmin(service, repository)
+        self._components = components
+
+    async def _routed(self, request: Any) -> tuple[PreparedRequest, tuple[str, ...]]:
+        """Seeds 000 and 003 share POST /generate: without a lut_name, the specialist mixture
+        answers when one serves the requested model (and names its experts); otherwise the
+        LUT path does (an empty LUT is the base model)."""
+        specialists = self._components.get("specialists")
+        serving = specialists.serving if specialists is not None else None
+        if not request.lut_name and serving is not None and (
+                not request.model or self._service.resolve_model(request.model) == serving.model):
+            return await specialists.prepare(request.prompt, _overrides(request))
+        return (await self._prepare(request)).prepared, ()
 
     async def _prepare(self, request: Any) -> LutGeneration:
         threshold = request.threshold if request.HasField("threshold") else None
@@ -68,16 +81,16 @@ class LutServicer(pb_grpc.LutServiceServicer):
                                    entry_count=record.entry_count, version=t.version)
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        gen = await self._prepare(request)
-        done = await collect(gen.prepared.events())
+        prepared, experts = await self._routed(request)
+        done = await collect(prepared.events())
         return pb.GenerateResponse(prompt=request.prompt, completion=done.text, full_text=request.prompt + done.text,
-                                   lut_name=request.lut_name, model=gen.prepared.model_name,
+                                   lut_name=request.lut_name, model=prepared.model_name, specialists=experts,
                                    finish_reason=FINISH_REASONS[done.reason], usage=usage(done))
 
     async def StreamGenerate(self, request: pb.StreamGenerateRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StreamGenerateResponse]:
-        gen = await self._prepare(request)
-        async for message in token_stream(gen.prepared.events(), pb.StreamGenerateResponse):
+        prepared, _ = await self._routed(request)
+        async for message in token_stream(prepared.events(), pb.StreamGenerateResponse):
             yield message
 
     async def ListLuts(self, request: pb.ListLutsRequest, context: grpc.aio.ServicerContext) -> pb.ListLutsResponse:
@@ -140,7 +153,8 @@ class LutServicer(pb_grpc.LutServiceServicer):
 
 def build(ctx: ServiceContext) -> LutServicer:
     repository = LutRepository(ctx.database)
-    return LutServicer(LutService(ctx.manager, ctx.generator, repository, ctx.settings.lut), repository)
+    return LutServicer(LutService(ctx.manager, ctx.generator, repository, ctx.settings.lut), repository,
+                       ctx.components)
 
 
 BINDING = ServiceBinding(full_name(pb, "LutService"), pb_grpc.add_LutServiceServicer_to_server, build)

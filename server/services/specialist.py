@@ -206,6 +206,7 @@ def build(ctx: ServiceContext) -> SpecialistServicer:
     service = SpecialistService(ctx.manager, ctx.generator, SpecialistRepository(ctx.database),
                                 JobRepository(ctx.database), cfg, Path(cfg.corpus_dir or ctx.settings.data_dir),
                                 Path(cfg.weights_dir or ctx.settings.data_dir / "specialists"))
+    ctx.components["specialists"] = service
     return SpecialistServicer(service)
 
 

@@ -70,6 +70,10 @@ async def test_seed_003_flow_with_curl_paths(rest: httpx.AsyncClient, served):
     assert gen.status_code == 200, gen.text
     out = gen.json()
     assert out["full_text"] == out["prompt"] + out["completion"] and out["specialists"] == ["marketing"]
+    seed = (await rest.post("/generate", json={"prompt": "Act as a marketing advisor:", "max_new_tokens": 8})).json()
+    assert seed["specialists"] == ["marketing"] and seed["full_text"] == seed["prompt"] + seed["completion"]
+    with_lut = (await rest.post("/generate", json={"prompt": "Hi", "max_new_tokens": 2, "lut_name": "u1"})).json()
+    assert with_lut["specialists"] == []  # a LUT request keeps seed 000's meaning
     async with rest.stream("POST", "/v1/specialists:streamGenerate", json={"prompt": "Brand", "max_new_tokens": 4}) as s:
         events = (await s.aread()).decode()
     assert s.headers["content-type"].startswith("text/event-stream") and '"final"' in events
