@@ -203,7 +203,7 @@ class Worker:
             mask = torch.zeros(allowed.shape, dtype=self._mask_dtype, device=self.device)
             mask.masked_fill_(~allowed, torch.finfo(self._mask_dtype).min)
         result = self.model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask,
-                            past_key_values=self.cache, use_cache=True, logits_to_keep=logits_to_keep)
+                            cache=self.cache, use_cache=True, logits_to_keep=logits_to_keep)
         return result.logits
 
     def _sample_and_record(self, rows: list[_Row], logits: torch.Tensor, batch: SamplingBatch,

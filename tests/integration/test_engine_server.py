@@ -74,7 +74,21 @@ async def test_full_queue_is_resource_exhausted_over_grpc_and_429_over_rest(one_
         assert done.usage.completion_tokens == 480
 
 
-async def test_deadline_frees_the_row(tiny_server):
+@pytest.fixture
+def slow_tiny(tiny_server):
+    """The shared tiny server with each forward pass slowed to 10 ms, so a 480-token
+    stream outlasts the deadlines below on any machine (the tiny model alone can
+    finish it in well under a second)."""
+    model = tiny_server.manager.loaded("tiny").loaded.model
+    handle = model.register_forward_pre_hook(lambda module, args: time.sleep(0.01))
+    try:
+        yield tiny_server
+    finally:
+        handle.remove()
+
+
+async def test_deadline_frees_the_row(slow_tiny):
+    tiny_server = slow_tiny
     engine = tiny_server.manager.loaded("tiny").engine
     async with grpc.aio.insecure_channel(f"127.0.0.1:{tiny_server.port}") as channel:
         stub = pb_grpc.GenerationServiceStub(channel)
@@ -88,7 +102,8 @@ async def test_deadline_frees_the_row(tiny_server):
     await _wait_for(lambda: engine.stats().running_rows == 0, timeout=5.0)
 
 
-async def test_cancelled_client_frees_the_row(tiny_server):
+async def test_cancelled_client_frees_the_row(slow_tiny):
+    tiny_server = slow_tiny
     engine = tiny_server.manager.loaded("tiny").engine
     async with grpc.aio.insecure_channel(f"127.0.0.1:{tiny_server.port}") as channel:
         stub = pb_grpc.GenerationServiceStub(channel)
