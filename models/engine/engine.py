@@ -38,6 +38,9 @@ class Engine:
         if config.weight_format == "int8":
             from models.engine.quantize import quantize_int8
             model = quantize_int8(model, self.device)
+        elif config.weight_format == "bf16":
+            from models.engine.packed import pack_bf16
+            pack_bf16(model, self.device)
         elif config.cpu_linear == "onednn" and self.device.type == "cpu":
             from models.engine.packed import pack_linears
             pack_linears(model)

@@ -36,7 +36,8 @@ def onednn_available() -> bool:
 class PackedLinear(nn.Linear):
     """`nn.Linear` whose inference forward runs on a oneDNN-reordered weight."""
 
-    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, transposed: bool = False) -> None:
+    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, transposed: bool = False,
+                 compute_dtype: torch.dtype | None = None) -> None:
         nn.Module.__init__(self)
         # The original parameters stay as they are (shape included), so state dicts,
         # tied embeddings and the autograd path see the same tensors as before.
@@ -44,32 +45,41 @@ class PackedLinear(nn.Linear):
         self.bias = bias
         self.transposed = transposed
         self.out_features, self.in_features = weight.shape[::-1] if transposed else weight.shape
+        self.compute_dtype = compute_dtype or weight.dtype
         with torch.no_grad():
-            w = weight.detach()
+            w = weight.detach().to(self.compute_dtype)
             w = w.t().contiguous() if transposed else w
             self._packed = torch.ops.mkldnn._reorder_linear_weight(w, _PACK_ROWS_HINT)
+            self._bias = None if bias is None else bias.detach().to(self.compute_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         if needs_grad or x.dtype != self.weight.dtype:
             weight = self.weight.t() if self.transposed else self.weight
             return F.linear(x, weight, self.bias)
-        return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
+        if self.compute_dtype == x.dtype:
+            return torch.ops.mkldnn._linear_pointwise(x, self._packed, self._bias, "none", [], "")
+        # Lower-precision products only: activations, norms, attention and the KV cache
+        # around them keep the model's dtype.
+        y = torch.ops.mkldnn._linear_pointwise(x.to(self.compute_dtype), self._packed, self._bias, "none", [], "")
+        return y.to(x.dtype)
 
 
-def _replacement(module: nn.Module) -> PackedLinear | None:
+def _replacement(module: nn.Module, compute_dtype: torch.dtype | None) -> PackedLinear | None:
     if isinstance(module, PackedLinear):
         return None
     if type(module) is nn.Linear:
-        return PackedLinear(module.weight, module.bias)
+        return PackedLinear(module.weight, module.bias, compute_dtype=compute_dtype)
     if type(module).__name__ == "Conv1D" and hasattr(module, "nf"):
         # transformers' Conv1D keeps the weight as [in, out]: x @ W + b.
-        return PackedLinear(module.weight, module.bias, transposed=True)
+        return PackedLinear(module.weight, module.bias, transposed=True, compute_dtype=compute_dtype)
     return None
 
 
-def pack_linears(model: nn.Module) -> int:
-    """Replace the model's CPU float linears in place; returns how many were packed."""
+def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None) -> int:
+    """Replace the model's CPU float linears in place; returns how many were packed.
+    `compute_dtype` (e.g. bfloat16) runs the products in that precision, on weights
+    converted once; None keeps each weight's own dtype."""
     if not onednn_available():
         log.info("oneDNN packed linears unavailable in this torch build; using torch's default")
         return 0
@@ -78,10 +88,19 @@ def pack_linears(model: nn.Module) -> int:
         weight = getattr(module, "weight", None)
         if (weight is not None and weight.device.type == "cpu"
                 and weight.dtype in (torch.float32, torch.bfloat16)):
-            new = _replacement(module)
+            new = _replacement(module, compute_dtype)
             if new is not None:
                 targets.append((name, new))
     for name, new in targets:
         parent_name, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
     return len(targets)
+
+
+def pack_bf16(model: nn.Module, device: torch.device) -> int:
+    """weight_format "bf16": bfloat16 products on packed weights; CPU only."""
+    if device.type != "cpu":
+        raise ValueError("weight_format='bf16' is only supported on CPU (set the model's dtype instead)")
+    if not onednn_available():
+        raise ValueError("weight_format='bf16' needs oneDNN, which this torch build lacks")
+    return pack_linears(model, torch.bfloat16)

@@ -92,3 +92,19 @@ def test_engine_packs_on_cpu_unless_told_not_to(tokenizer):
     assert any(isinstance(m, PackedLinear) for m in packed.model.modules())
     with pytest.raises(ValueError, match="cpu_linear"):
         EngineConfig(cpu_linear="mkl")
+
+
+def test_bf16_weight_format_keeps_activations_in_fp32(tokenizer):
+    model = make_llama(len(tokenizer)).eval()
+    ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
+    with torch.inference_mode():
+        expected = model(ids).logits
+    engine = Engine(model, tokenizer, EngineConfig(weight_format="bf16"), device="cpu")
+    layers = [m for m in engine.model.modules() if isinstance(m, PackedLinear)]
+    assert layers and all(m.compute_dtype == torch.bfloat16 for m in layers)
+    assert all(m.weight.dtype == torch.float32 for m in layers)  # the originals are kept
+    with torch.inference_mode():
+        logits = engine.model(ids).logits
+    assert logits.dtype == torch.float32
+    assert not torch.equal(logits, expected)  # the products really ran in bfloat16
+    torch.testing.assert_close(logits, expected, atol=0.1, rtol=0.05)
