@@ -103,3 +103,64 @@ def static_batch(lm: Any, requests: Sequence[RequestSpec], new_tokens: int, samp
         "completion_tokens": generated, "wall_s": wall, "tok_s": generated / wall,
         "useful_tokens": useful, "useful_tok_s": useful / wall,
     }}
+
+
+def _batch_summary(kind: str, requests: Sequence[RequestSpec], new_tokens: int, generated: int,
+                   wall: float) -> dict[str, Any]:
+    return {"summary": {"kind": kind, "rows": len(requests), "new_tokens_per_row": new_tokens,
+                        "completion_tokens": generated, "wall_s": wall, "tok_s": generated / wall}}
+
+
+@torch.inference_mode()
+def continuous_batch(lm: Any, requests: Sequence[RequestSpec], new_tokens: int) -> dict[str, Any]:
+    """transformers' own continuous batching (`generate_batch`, paged KV cache): every
+    prompt submitted at once, greedy, up to `new_tokens` each (EOS disabled)."""
+    from transformers import GenerationConfig
+
+    tok = lm.tokenizer
+    inputs = [tok(r.prompt, add_special_tokens=True)["input_ids"] for r in requests]
+    cfg = GenerationConfig(max_new_tokens=new_tokens, do_sample=False, eos_token_id=-1,
+                           pad_token_id=tok.eos_token_id)
+    lm.model.generate_batch(inputs=inputs[:2], generation_config=cfg)  # its own warm-up
+    t0 = time.perf_counter()
+    out = lm.model.generate_batch(inputs=inputs, generation_config=cfg)
+    wall = time.perf_counter() - t0
+    generated = sum(len(o.generated_tokens) for o in out.values())
+    return _batch_summary("transformers generate_batch", requests, new_tokens, generated, wall)
+
+
+def engine_batch(lm: Any, requests: Sequence[RequestSpec], new_tokens: int,
+                 cpu_linear: str = "onednn") -> dict[str, Any]:
+    """The same prompts through llmserve's engine in this process (slot KV cache), all
+    submitted at once, greedy, `new_tokens` each unless EOS comes first. With
+    cpu_linear="torch" the products run on the same kernels as transformers', so only
+    the KV cache and scheduling differ; "onednn" packs the model's linears in place."""
+    import asyncio
+
+    from models.engine.config import EngineConfig
+    from models.engine.engine import Engine
+    from models.types import FinishEvent, GenerationRequest, SamplingParams
+
+    engine = Engine(lm.model, lm.tokenizer, EngineConfig(cpu_linear=cpu_linear))
+    engine.start()
+    params = SamplingParams(max_new_tokens=new_tokens, do_sample=False)
+    inputs = [lm.tokenizer(r.prompt, add_special_tokens=True)["input_ids"] for r in requests]
+
+    async def one(ids: list[int]) -> int:
+        async for event in engine.generate(GenerationRequest(list(ids), params)):
+            if isinstance(event, FinishEvent):
+                return event.completion_tokens
+        return 0
+
+    async def run_all(batch: list[list[int]]) -> int:
+        return sum(await asyncio.gather(*(one(ids) for ids in batch)))
+
+    try:
+        asyncio.run(run_all(inputs[:2]))  # warm-up
+        t0 = time.perf_counter()
+        generated = asyncio.run(run_all(inputs))
+        wall = time.perf_counter() - t0
+    finally:
+        engine.stop()
+    return _batch_summary(f"llmserve engine (in process, cpu_linear {cpu_linear})", requests, new_tokens,
+                          generated, wall)

@@ -23,6 +23,9 @@ class Profile:
     """Baseline A: requests run one after another through HF generate."""
     static_new_tokens: int = 128
     """Baseline B: new tokens of every row of a static batch."""
+    kv_new_tokens: int = 64
+    """KV-cache comparison: new tokens per row of transformers' continuous batching
+    vs the engine, same prompts, all at once."""
     llamacpp_requests: int = 4
     llamacpp_new_tokens: int = 128
     agreement_prompts: int = 8

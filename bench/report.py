@@ -160,6 +160,7 @@ def markdown(results: dict[str, Any]) -> str:
     else:
         lines += [f"Baseline B: {_missing(sections, 'static')}", ""]
 
+    lines += _kvcache_lines(sections, profile)
     lines += ["### llama.cpp (llama-cpp-python, same GGUF, batch 1)", ""]
     lc = sections.get("llamacpp")
     if lc and not lc.get("error"):
@@ -212,3 +213,31 @@ def markdown(results: dict[str, Any]) -> str:
               "", f"Raw per-request records: `{run.get('json_name', 'results.json')}` beside this file "
               "(server and Envoy logs under `bench/raw/<run id>/`)."]
     return "\n".join(lines) + "\n"
+
+
+def _kvcache_lines(sections: dict[str, Any], profile: dict[str, Any]) -> list[str]:
+    """KV-cache management decided by measurement: transformers' continuous batching vs the engine."""
+    lines = ["### KV cache: transformers' continuous batching vs the engine's slot cache", ""]
+    kv = sections.get("kvcache")
+    if not kv or kv.get("error"):
+        return lines + [f"Not measured: {(kv or {}).get('error') or 'section not run'}.", ""]
+    lines += [f"The first 16 / 32 baseline prompts submitted at once in this process, greedy, up to "
+              f"{profile.get('kv_new_tokens')} new tokens each: `generate_batch` (paged cache, its default "
+              "configuration) against `models.engine.Engine` (own slot cache), first on torch's linear kernels "
+              "(the same as transformers': only KV cache and scheduling differ), then with its default "
+              "oneDNN-packed linears.", "",
+              "| implementation | rows | tokens | wall s | tok/s |", "|---|---|---|---|---|"]
+    for key in ("continuous_batch-16", "continuous_batch-32", "engine_batch_torch-16", "engine_batch_torch-32",
+                "engine_batch-16", "engine_batch-32"):
+        s = _get(kv, key, "summary")
+        if s:
+            lines.append(f"| {s['kind']} | {s['rows']} | {s['completion_tokens']} | {_fmt(s['wall_s'])} | "
+                         f"**{_fmt(s['tok_s'])}** |")
+    for rows in ("16", "32"):
+        hf = _get(kv, f"continuous_batch-{rows}", "summary", "tok_s")
+        same = _get(kv, f"engine_batch_torch-{rows}", "summary", "tok_s")
+        ours = _get(kv, f"engine_batch-{rows}", "summary", "tok_s")
+        if hf and same and ours:
+            lines.append(f"\n{rows} rows: the engine makes {same / hf:.2f}x the tok/s of transformers' "
+                         f"continuous batching on the same kernels, {ours / hf:.2f}x with packed linears.")
+    return lines + [""]

@@ -4,6 +4,7 @@
 Sections, in order (all by default):
   serial    baseline A: serial HF generate
   static    baseline B: static batch-16 and batch-32 HF generate
+  kvcache   transformers' continuous batching (paged cache) vs the engine's slot cache, in process
   llamacpp  llama.cpp batch 1 on the same GGUF (installed into .venv-bench on demand)
   grpc      llmserve, 1/4/16/32 concurrent StreamComplete clients
   rest      llmserve, 16 clients over REST-SSE through Envoy
@@ -32,7 +33,7 @@ from bench.profiles import FULL, QUICK, Profile
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RAW = BENCH / "raw"
-SECTIONS = ("serial", "static", "llamacpp", "grpc", "rest", "weights")
+SECTIONS = ("serial", "static", "kvcache", "llamacpp", "grpc", "rest", "weights")
 LEVELS = (1, 4, 16, 32)
 
 _T0 = time.perf_counter()
@@ -90,6 +91,20 @@ def run_hf(sections: list[str], profile: Profile, reqs: list[Any], out: dict[str
                 s = res["summary"]
                 log(f"baseline B{rows}: {s['completion_tokens']} tokens in {s['wall_s']:.1f} s = "
                     f"{s['tok_s']:.1f} tok/s (useful {s['useful_tok_s']:.1f})")
+    if "kvcache" in sections:
+        with timed("kvcache"):
+            out["kvcache"] = {}
+            # cpu_linear "onednn" goes last: it packs the model's linears in place.
+            runs = (("continuous_batch", hf_baseline.continuous_batch, {}),
+                    ("engine_batch_torch", hf_baseline.engine_batch, {"cpu_linear": "torch"}),
+                    ("engine_batch", hf_baseline.engine_batch, {"cpu_linear": "onednn"}))
+            for key, fn, kwargs in runs:
+                for rows in (16, 32):
+                    res = fn(lm, reqs[:rows], profile.kv_new_tokens, **kwargs)
+                    s = res["summary"]
+                    out["kvcache"][f"{key}-{rows}"] = res
+                    log(f"kvcache {s['kind']}, {rows} rows: {s['completion_tokens']} tokens in "
+                        f"{s['wall_s']:.1f} s = {s['tok_s']:.1f} tok/s")
     del lm
     gc.collect()
 
@@ -282,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sections: dict[str, Any] = {}
     timed = _Timer()
-    if {"serial", "static"} & set(args.sections):
+    if {"serial", "static", "kvcache"} & set(args.sections):
         run_hf(args.sections, profile, reqs, sections, timed)
     if "llamacpp" in args.sections:
         from bench import llamacpp

@@ -2,13 +2,12 @@
 executes one SchedulerOutput per step (drop rows, packed prefill of prompt chunks,
 one decode step for every running row, sampling, hooks) -> ModelRunnerOutput.
 
-KV-cache choice (measured on SmolLM2-135M fp32, 2 CPU threads, greedy, decode only;
-see the engine's README numbers in the lead's notes and the reply of this work):
-transformers' own continuous batching (`generate_batch` / ContinuousBatchingManager,
-paged cache) reached ~13 / 71 / 87 tok/s at batch 1 / 16 / 32, well below static HF
-`generate` on the same machine (CPU has no flash/paged kernels: it falls back to
-gathers), so the engine keeps its own `SlotKVCache` (preallocated left-aligned slots,
-explicit position ids and 4-D masks, rows compacted when they leave).
+KV-cache choice, by measurement (the `kvcache` section of `make bench`, same prompts
+all at once, in process): transformers' own continuous batching (`generate_batch`,
+paged cache; on CPU it has no paged kernels and falls back to gathers) makes a fraction
+of this engine's tok/s even when both run on the same linear kernels, so the engine
+keeps its own `SlotKVCache` (preallocated left-aligned slots, explicit position ids and
+4-D masks, rows compacted when they leave).
 
 Layout invariant: `self.rows[i].slot == i`; decoding rows occupy slots [0, n_decode),
 then at most one row whose prompt is still being prefilled in chunks.
