@@ -40,16 +40,37 @@ def keyed_layer(num_layers: int, fraction: float) -> int:
     return min(num_layers - 1, max(0, int(num_layers * fraction)))
 
 
-def content_positions(tokenizer, ids: list[int], start: int = 0) -> list[int]:
-    """Positions >= start of tokens that are not stopwords, punctuation or single letters."""
+def _alnum(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def word_groups(tokenizer, ids: list[int], start: int = 0) -> list[list[int]]:
+    """Positions >= start grouped into words: a word starts at a token that begins with
+    whitespace or follows one that ends with it (byte-level BPE marks word starts so)."""
     special = set(getattr(tokenizer, "all_special_ids", ()) or ())
-    out = []
+    groups: list[list[int]] = []
+    prev = " "
     for i in range(start, len(ids)):
+        text = tokenizer.decode([ids[i]])
         if ids[i] in special:
+            prev = " "
             continue
-        word = re.sub(r"[^a-z0-9]", "", tokenizer.decode([ids[i]]).strip().lower())
+        if not groups or text[:1].isspace() or prev[-1:].isspace():
+            groups.append([])
+        groups[-1].append(i)
+        prev = text or prev
+    return groups
+
+
+def content_positions(tokenizer, ids: list[int], start: int = 0) -> list[int]:
+    """Positions >= start of the tokens of content words: words that are not stopwords,
+    punctuation or single letters. The test is on the whole word, so the pieces of a
+    split stopword ("Ass" + "istant") are not content and a rare word's pieces are."""
+    out = []
+    for group in word_groups(tokenizer, ids, start):
+        word = _alnum(tokenizer.decode([ids[i] for i in group]).strip())
         if (len(word) >= 2 or word.isdigit()) and word not in STOPWORDS:
-            out.append(i)
+            out += [i for i in group if _alnum(tokenizer.decode([ids[i]]))]
     return out
 
 

@@ -55,6 +55,15 @@ def test_prompt_content_excludes_chat_format_words(tokenizer):
     assert not words & {"User", "What", "is", "Assistant", ":", "?"} and words
 
 
+def test_content_is_decided_per_word_not_per_piece(tokenizer):
+    # "\nAssistant" is split into pieces that are not stopwords on their own; "Astarus"
+    # is split too, and all its letter pieces stay (a rare word keys as a whole).
+    ids = tokenizer("User: What is Astarus?\nAssistant:")["input_ids"]
+    kept = content_positions(tokenizer, ids)
+    assert tokenizer.decode([ids[i] for i in kept]).strip() == "Astarus"
+    assert len(kept) >= 2
+
+
 @pytest.mark.parametrize("name", ["", "x" * 129, "bad\x07name", "a/b", "tab\tname"])
 def test_bad_lut_names_name_the_field(name):
     with pytest.raises(InvalidArgument) as err:
