@@ -41,10 +41,24 @@ class CompiledSchema:
     """Time this lookup took: the real compile on first use, the cache hit afterwards."""
     cached: bool
 
-    quote_mask: torch.Tensor | None = None
+    masks: "TokenMasks | None" = None
 
-    def hook(self) -> "JsonGrammarHook":
-        return JsonGrammarHook(self.grammar, self.quote_mask)
+    def hook(self, budget: int | None = None) -> "JsonGrammarHook":
+        """A fresh row hook; `budget` (the row's max_new_tokens) lets it close the document
+        before the limit instead of being cut mid-string."""
+        return JsonGrammarHook(self.grammar, self.masks, budget)
+
+
+@dataclass(frozen=True)
+class TokenMasks:
+    """Per-tokenizer token classes the hook narrows to (xgrammar bitmask layout)."""
+
+    quote: torch.Tensor
+    """Tokens whose text contains a double quote (inside a string: the ones that end it)."""
+    closer: torch.Tensor
+    """Tokens whose text contains '}' or ']' (outside strings: the ones that end a container)."""
+    vocab: Sequence[bytes]
+    """Decoded bytes of every token, to follow whether the document is inside a string."""
 
 
 class GrammarCompiler:
@@ -57,7 +71,8 @@ class GrammarCompiler:
     def __init__(self, tokenizer: Any, vocab_size: int) -> None:
         self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
         self._compiler = xgr.GrammarCompiler(self.info, max_threads=2, cache_enabled=False)
-        self.quote_mask = _quote_mask(self.info.decoded_vocab, vocab_size)
+        vocab = self.info.decoded_vocab
+        self.masks = TokenMasks(_char_mask(vocab, vocab_size, b'"'), _char_mask(vocab, vocab_size, b"}]"), vocab)
         self._cache: OrderedDict[str, xgr.CompiledGrammar] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -70,7 +85,7 @@ class GrammarCompiler:
             grammar = self._cache.get(spec.text)
             if grammar is not None:
                 self._cache.move_to_end(spec.text)
-                return CompiledSchema(spec, grammar, (time.perf_counter() - start) * 1e3, True, self.quote_mask)
+                return CompiledSchema(spec, grammar, (time.perf_counter() - start) * 1e3, True, self.masks)
         try:
             grammar = self._compiler.compile_json_schema(spec.text, any_whitespace=False, separators=SEPARATORS,
                                                          strict_mode=True)
@@ -81,12 +96,12 @@ class GrammarCompiler:
             self._cache[spec.text] = grammar
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
-        return CompiledSchema(spec, grammar, (time.perf_counter() - start) * 1e3, False, self.quote_mask)
+        return CompiledSchema(spec, grammar, (time.perf_counter() - start) * 1e3, False, self.masks)
 
 
-def _quote_mask(decoded_vocab: Sequence[bytes], vocab_size: int) -> torch.Tensor:
-    """Bitmask (xgrammar layout) of the tokens whose text contains a double quote."""
-    mask = torch.tensor([b'"' in t for t in decoded_vocab[:vocab_size]], dtype=torch.bool)
+def _char_mask(decoded_vocab: Sequence[bytes], vocab_size: int, chars: bytes) -> torch.Tensor:
+    """Bitmask (xgrammar layout) of the tokens whose text contains any of `chars`."""
+    mask = torch.tensor([any(c in t for c in chars) for t in decoded_vocab[:vocab_size]], dtype=torch.bool)
     padded = torch.zeros(xgr.get_bitmask_shape(1, vocab_size)[1] * 32, dtype=torch.int64)
     padded[:len(mask)] = mask.to(torch.int64)
     bits = (padded.view(-1, 32) << torch.arange(32, dtype=torch.int64)).sum(1)
@@ -123,33 +138,58 @@ def _looping(ids: Sequence[int]) -> bool:
     return False
 
 
+def closing_reserve(budget: int) -> int:
+    """Tokens before max_new_tokens from which a row steers toward ending its document."""
+    return max(8, min(64, budget // 8))
+
+
 class JsonGrammarHook(RowHook):
     """Constrains one row to a compiled grammar (see module docstring).
 
-    Loop breaker: a greedy small model can repeat a short cycle inside a string forever
-    ("report_email_report_email_..."), running into max_new_tokens with an unfinished
-    document. When the last tokens are a repeated cycle, the row's legal tokens are
-    narrowed to those containing a quote (inside a string: the ones that close it), if
-    any is legal; arrays cannot loop past their maxItems.
+    Two guards keep a small model from running into max_new_tokens with an unfinished
+    document (a cut reply does not parse), both by narrowing the legal tokens when one of
+    the narrowed class is legal:
+    - loop breaker: a greedy model can repeat a short cycle inside a string forever
+      ("report_email_report_email_..."); when the last tokens are a repeated cycle, only
+      tokens containing a quote (inside a string: the ones that close it) stay;
+    - closing: within `closing_reserve(budget)` tokens of the row's budget, a string gets
+      only quote tokens and, outside strings, containers only tokens with '}' or ']', so the
+      document ends with the properties it has (required ones are still enforced).
     """
 
-    def __init__(self, grammar: xgr.CompiledGrammar, quote_mask: torch.Tensor | None = None) -> None:
+    def __init__(self, grammar: xgr.CompiledGrammar, masks: TokenMasks | None = None,
+                 budget: int | None = None) -> None:
         self._matcher = xgr.GrammarMatcher(grammar)
         self._bitmask = xgr.allocate_token_bitmask(1, grammar.tokenizer_info.vocab_size)
         self._matcher.fill_next_token_bitmask(self._bitmask)
         self._device_mask: torch.Tensor | None = None
-        self._quote_mask = quote_mask
+        self._masks = masks
+        self._closing_from = None if budget is None or masks is None else budget - closing_reserve(budget)
+        self._in_string = False
+        self._escaped = False
         self.loops_broken = 0
+        self.closing_steps = 0
         self.completed = False
         """True once the document is complete (the reply then parses)."""
 
-    def on_logits(self, logits: torch.Tensor, generated_ids: Sequence[int]) -> torch.Tensor:
-        mask = self._bitmask
-        if self._quote_mask is not None and _looping(generated_ids):
-            narrowed = mask & self._quote_mask
+    def _narrowed(self, generated_ids: Sequence[int]) -> torch.Tensor:
+        mask, masks = self._bitmask, self._masks
+        if masks is None:
+            return mask
+        if _looping(generated_ids):
+            narrowed = mask & masks.quote
             if bool(narrowed.any()):
-                mask = narrowed
                 self.loops_broken += 1
+                return narrowed
+        if self._closing_from is not None and len(generated_ids) >= self._closing_from:
+            narrowed = mask & (masks.quote if self._in_string else masks.closer)
+            if bool(narrowed.any()):
+                self.closing_steps += 1
+                return narrowed
+        return mask
+
+    def on_logits(self, logits: torch.Tensor, generated_ids: Sequence[int]) -> torch.Tensor:
+        mask = self._narrowed(generated_ids)
         if logits.device.type != "cpu":
             # One small copy per step (vocab / 32 int32s) to the logits' device.
             if self._device_mask is None:
@@ -159,9 +199,21 @@ class JsonGrammarHook(RowHook):
         xgr.apply_token_bitmask_inplace(logits.view(1, -1), mask)
         return logits
 
+    def _follow_strings(self, token_id: int) -> None:
+        # The grammar admits only valid JSON, so quotes and escapes tell the state exactly.
+        for byte in self._masks.vocab[token_id]:
+            if self._escaped:
+                self._escaped = False
+            elif self._in_string and byte == 0x5C:  # backslash
+                self._escaped = True
+            elif byte == 0x22:  # double quote
+                self._in_string = not self._in_string
+
     def on_token(self, token_id: int) -> bool:
         if not self._matcher.accept_token(token_id):
             raise RuntimeError(f"token {token_id} violates the JSON grammar")
+        if self._masks is not None:
+            self._follow_strings(token_id)
         if self._matcher.is_completed() or self._matcher.is_terminated():
             # Root is an object: after its closing brace only end-of-sequence could follow.
             self.completed = True

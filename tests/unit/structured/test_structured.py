@@ -103,3 +103,38 @@ def test_loop_breaker_closes_a_string_a_greedy_model_would_repeat_forever(compil
     assert hook.completed and hook.loops_broken >= 1
     doc, why = spec.validate(tokenizer.decode(ids))
     assert why is None and doc["a"].startswith("ab")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_row_near_its_budget_closes_its_document(compiler, tokenizer, seed):
+    """Random scores that never favour quotes would fill strings until the limit; with
+    the row's budget the hook ends the document within it, and it still validates."""
+    spec = check_schema('{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"}},'
+                        '"required":["a","b"]}', "s")
+    budget = 48
+    hook = compiler.compile(spec, "s").hook(budget)
+    gen = torch.Generator().manual_seed(seed)
+    ids: list[int] = []
+    for _ in range(budget):
+        logits = hook.on_logits(torch.randn(len(tokenizer), generator=gen), ids)
+        token = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+        ids.append(token)
+        if hook.on_token(token):
+            break
+    assert hook.completed and hook.closing_steps >= 1, tokenizer.decode(ids)
+    doc, why = spec.validate(tokenizer.decode(ids))
+    assert why is None and set(doc) == {"a", "b"}
+
+
+def test_without_a_budget_nothing_is_narrowed(compiler, tokenizer):
+    spec = check_schema('{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}', "s")
+    hook = compiler.compile(spec, "s").hook()
+    gen = torch.Generator().manual_seed(0)
+    ids: list[int] = []
+    for _ in range(64):
+        logits = hook.on_logits(torch.randn(len(tokenizer), generator=gen), ids)
+        token = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+        ids.append(token)
+        if hook.on_token(token):
+            break
+    assert hook.closing_steps == 0
