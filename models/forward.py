@@ -41,6 +41,22 @@ def run_to_layer(model, layer: int, input_ids: torch.Tensor,
     return captured[0]
 
 
+@torch.inference_mode()
+def run_with_layer(model, layer: int, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output hidden states of decoder `layer`, logits) of one full forward pass."""
+    captured: list[torch.Tensor] = []
+
+    def capture(module, args, output):
+        captured.append(_hidden(output))
+
+    handle = find_decoder_layers(model)[layer].register_forward_hook(capture)
+    try:
+        logits = model(input_ids=input_ids, use_cache=False).logits
+    finally:
+        handle.remove()
+    return captured[0], logits
+
+
 @contextlib.contextmanager
 def layer_output_replaced(model, layer: int, replace: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """Within the block, decoder `layer`'s output hidden states h become replace(h)."""

@@ -34,12 +34,18 @@ class EntryPayload:
     """Label tokens as they follow a prompt ending without a space ("Assistant:")."""
     value_ids_bare: tuple[int, ...]
     """Label tokens as they follow a prompt ending with whitespace."""
+    novel: tuple[int, ...] | None = None
+    """Indices of the keys from the label's informative words (see learn.novel_keys);
+    None (payloads written before this field) puts no such condition on the fact."""
 
 
 def encode_entry(p: EntryPayload) -> bytes:
     keys = p.keys.detach().to(torch.float16).cpu().numpy().astype("<f2")
-    header = json.dumps({"layer": p.layer, "shape": list(keys.shape), "value_ids": list(p.value_ids),
-                         "value_ids_bare": list(p.value_ids_bare)}).encode()
+    fields = {"layer": p.layer, "shape": list(keys.shape), "value_ids": list(p.value_ids),
+              "value_ids_bare": list(p.value_ids_bare)}
+    if p.novel is not None:
+        fields["novel"] = list(p.novel)
+    header = json.dumps(fields).encode()
     return struct.pack("<I", len(header)) + header + keys.tobytes()
 
 
@@ -47,8 +53,10 @@ def decode_entry(data: bytes) -> EntryPayload:
     (n,) = struct.unpack_from("<I", data, 0)
     h = json.loads(data[4:4 + n])
     keys = np.frombuffer(data[4 + n:], dtype="<f2").reshape(h["shape"])
+    novel = h.get("novel")
     return EntryPayload(h["layer"], torch.from_numpy(keys.astype(np.float32)),
-                        tuple(h["value_ids"]), tuple(h["value_ids_bare"]))
+                        tuple(h["value_ids"]), tuple(h["value_ids_bare"]),
+                        None if novel is None else tuple(int(i) for i in novel))
 
 
 @dataclass(frozen=True)

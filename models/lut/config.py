@@ -22,6 +22,11 @@ class LutConfig:
     min_keys: int = 2
     """How many distinct key tokens must match: the score is the min_keys-th best key
     match. 1 is plain nearest-key (fires on any shared word); 2 scopes by subject phrase."""
+    novelty_share: float = 0.3
+    """A fact's informative words are the key words whose surprisal under the model (in
+    the label, summed over the word's tokens) is at least this share of its most
+    surprising key word's; a fact fires only if one of them also matches the prompt at
+    the threshold. 0 makes every key word informative (no extra condition)."""
     max_keys_per_entry: int = 16
     """Keys kept per fact (the most distinctive tokens), bounding match cost and storage."""
     interpolation: float = 0.95
@@ -40,3 +45,9 @@ class LutConfig:
     max_export_bytes: int = 48 * 1024 * 1024
     """Largest export blob; kept under the server's 64 MiB message limit so a too-large LUT
     gets a clear FAILED_PRECONDITION instead of a transport error."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.default_threshold <= 1.0:
+            raise ValueError("LutConfig.default_threshold must be in [0, 1]")
+        if not 0.0 <= self.novelty_share <= 1.0:
+            raise ValueError("LutConfig.novelty_share must be in [0, 1]")

@@ -91,32 +91,46 @@ class CompiledLut:
     """Per fact: label ids (with leading space, without)."""
     layer: int
     min_keys: int
+    novel: torch.Tensor | None = None
+    """[num_keys] bool: keys of the facts' informative words (all True for older entries)."""
 
     @property
     def num_facts(self) -> int:
         return len(self.values)
 
     def fact_scores(self, best_per_key: torch.Tensor) -> torch.Tensor:
-        """Per fact: its min_keys-th best key match (fewer keys: its worst one)."""
+        """Per fact: its min_keys-th best key match (fewer keys: its worst one), at most
+        the best match among its informative keys: two shared generic words ("bridge",
+        "completed") do not fire a fact whose news ("Veltrona") is absent."""
         scores = torch.full((self.num_facts,), -1.0)
         for f in range(self.num_facts):
-            mine = best_per_key[self.owner == f]
+            own = self.owner == f
+            mine = best_per_key[own]
             if mine.numel():
                 k = min(self.min_keys, mine.numel())
                 scores[f] = mine.topk(k).values[-1]
+                if self.novel is not None:
+                    informative = best_per_key[own & self.novel]
+                    if informative.numel():
+                        scores[f] = torch.minimum(scores[f], informative.max())
         return scores
 
 
 def compile_lut(entries, mean: torch.Tensor, layer: int, min_keys: int) -> CompiledLut | None:
     """Stack decoded entries (`codec.EntryPayload`) keyed at `layer`; None when empty.
     Entries keyed at another layer (the config changed since) are skipped."""
-    keys, owner, values = [], [], []
+    keys, owner, values, novel = [], [], [], []
     for e in entries:
         if e.layer != layer or e.keys.shape[-1] != mean.shape[-1]:
             continue
+        n = e.keys.shape[0]
         keys.append(center(e.keys, mean))
-        owner += [len(values)] * e.keys.shape[0]
+        owner += [len(values)] * n
         values.append((e.value_ids, e.value_ids_bare))
+        flags = torch.ones(n, dtype=torch.bool) if e.novel is None else torch.zeros(n, dtype=torch.bool)
+        if e.novel is not None:
+            flags[[i for i in e.novel if 0 <= i < n]] = True
+        novel.append(flags)
     if not values:
         return None
-    return CompiledLut(torch.cat(keys), torch.tensor(owner), tuple(values), layer, min_keys)
+    return CompiledLut(torch.cat(keys), torch.tensor(owner), tuple(values), layer, min_keys, torch.cat(novel))

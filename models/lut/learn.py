@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from models.forward import run_to_layer
+from models.forward import run_to_layer, run_with_layer
 from models.lut.codec import EntryPayload
-from models.lut.keys import GENERIC_TEXTS, content_positions
+from models.lut.keys import GENERIC_TEXTS, content_positions, word_groups
 
 
 @torch.inference_mode()
@@ -49,13 +49,33 @@ def key_positions(tokenizer, ctx_ids: list[int], full_ids: list[int], max_keys: 
     return positions
 
 
-def learn_job(engine, tokenizer, layer: int, label: str, label_context: str, max_keys: int):
+def novel_keys(tokenizer, full_ids: list[int], positions: list[int], logits: torch.Tensor,
+               share: float) -> tuple[int, ...]:
+    """Indices (into `positions`) of keys whose word is informative: its surprisal (summed
+    over the word's tokens, -log p under the model reading the label) is at least `share`
+    of the most surprising key word's. Generic words the model expects score low."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    surprisal = [0.0] + [-float(logp[i - 1, full_ids[i]]) for i in range(1, len(full_ids))]
+    of_word = {}
+    for group in word_groups(tokenizer, full_ids):
+        total = sum(surprisal[i] for i in group)
+        of_word.update({i: total for i in group})
+    scores = [of_word.get(p, 0.0) for p in positions]
+    cut = share * max(scores, default=0.0)
+    return tuple(i for i, s in enumerate(scores) if s >= cut)
+
+
+def learn_job(engine, tokenizer, layer: int, label: str, label_context: str, max_keys: int,
+              novelty_share: float = 0.0):
     """Engine job: one forward pass of label_context + label -> the fact's EntryPayload."""
     ctx_ids = tokenizer(label_context, add_special_tokens=True)["input_ids"] if label_context else \
         tokenizer("", add_special_tokens=True)["input_ids"]
     full_ids = tokenizer(label_context + label, add_special_tokens=True)["input_ids"]
     positions = key_positions(tokenizer, ctx_ids, full_ids, max_keys)
-    (hidden,) = hidden_at(engine, layer, [full_ids])
+    device = next(engine.model.parameters()).device
+    hidden, logits = run_with_layer(engine.model, layer, torch.tensor([full_ids], device=device))
+    hidden = hidden[0].float().cpu()
+    novel = novel_keys(tokenizer, full_ids, positions, logits[0].cpu(), novelty_share)
     with_space, bare = label_token_ids(tokenizer, label)
-    return EntryPayload(layer, hidden[positions].clone(), with_space, bare)
+    return EntryPayload(layer, hidden[positions].clone(), with_space, bare, novel)
     yield  # a generator: the engine runs it as one unit

@@ -108,7 +108,7 @@ class LutService:
         check_lut_name(lut_name, self.config)
         runtime = await self._runtime(model)
         job = learn_job(runtime.engine, runtime.loaded.tokenizer, self._layer(runtime), label, label_context,
-                        self.config.max_keys_per_entry)
+                        self.config.max_keys_per_entry, self.config.novelty_share)
         payload = codec.encode_entry(await runtime.engine.run_background(job))
         added = await asyncio.to_thread(self._store.add_entry, lut_name, runtime.name, label, payload,
                                         payload_format=codec.PAYLOAD_FORMAT, label_context=label_context or None)

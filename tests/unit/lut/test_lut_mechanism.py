@@ -10,8 +10,8 @@ from models.errors import InvalidArgument
 from models.lut import codec
 from models.lut.config import LutConfig
 from models.lut.hook import LutHook
-from models.lut.keys import compile_lut, content_positions
-from models.lut.learn import key_positions
+from models.lut.keys import compile_lut, content_positions, word_groups
+from models.lut.learn import key_positions, novel_keys
 from models.lut.service import check_lut_name, check_threshold
 
 
@@ -25,6 +25,12 @@ def test_entry_payload_roundtrip_keeps_float16_keys_and_labels():
     back = codec.decode_entry(codec.encode_entry(p))
     assert back.layer == 1 and back.value_ids == (5, 6, 7) and back.value_ids_bare == (6, 7)
     assert torch.allclose(back.keys, p.keys.half().float())
+
+
+def test_novel_key_indices_roundtrip_and_older_payloads_have_none():
+    p = codec.EntryPayload(1, torch.randn(3, 8), (5, 6), (6,), novel=(0, 2))
+    assert codec.decode_entry(codec.encode_entry(p)).novel == (0, 2)
+    assert codec.decode_entry(codec.encode_entry(_payload(0))).novel is None
 
 
 def test_export_blob_roundtrip_and_corruption_is_rejected():
@@ -134,3 +140,27 @@ def test_firing_never_increases_with_threshold():
 
 def test_entries_keyed_at_another_layer_are_ignored():
     assert compile_lut([_payload(1, layer=3)], torch.zeros(8), layer=1, min_keys=2) is None
+
+
+def test_two_generic_matches_do_not_fire_a_fact_whose_informative_key_is_absent():
+    p = _payload(30, n=3)
+    informative = codec.EntryPayload(p.layer, p.keys, p.value_ids, p.value_ids_bare, novel=(2,))
+    prompt = torch.cat([torch.randn(2, 8), p.keys[:2]])  # keys 0 and 1 reappear, key 2 does not
+    fired = _run_hook(compile_lut([p], torch.zeros(8), layer=1, min_keys=2), prompt, 0.9)[0]
+    capped = _run_hook(compile_lut([informative], torch.zeros(8), layer=1, min_keys=2), prompt, 0.9)[0]
+    assert fired.fired_fact == 0 and capped.fired_fact is None
+    with_news = torch.cat([torch.randn(2, 8), p.keys[1:]])  # keys 1 and 2 reappear
+    assert _run_hook(compile_lut([informative], torch.zeros(8), layer=1, min_keys=2), with_news, 0.9)[0].fired_fact == 0
+
+
+def test_informative_words_are_the_surprising_ones(tokenizer):
+    ids = tokenizer("Assistant: The Veltrona Bridge was completed in 2031.")["input_ids"]
+    positions = key_positions(tokenizer, tokenizer("Assistant: ")["input_ids"], ids, 16)
+    name = next(g for g in word_groups(tokenizer, ids) if "Veltrona" in tokenizer.decode([ids[i] for i in g]))
+    logits = torch.zeros(len(ids), len(tokenizer))  # uniform: ~10.8 nats a token
+    for i in range(1, len(ids)):
+        if i not in name:
+            logits[i - 1, ids[i]] = 30.0  # the model is sure of every token but the name's
+    novel = novel_keys(tokenizer, ids, positions, logits, share=0.3)
+    assert {positions[i] for i in novel} == set(name) & set(positions) and novel
+    assert novel_keys(tokenizer, ids, positions, logits, share=0.0) == tuple(range(len(positions)))
