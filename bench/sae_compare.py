@@ -70,7 +70,7 @@ def main() -> None:
     d_in = train.shape[1]
     params = TrainParams("cmp", "cmp", expansion_factor=args.expansion, k=args.k, max_epochs=1,
                          learning_rate=args.lr, min_loss=0)
-    config = SaeConfig(checkpoint_interval_s=1e9)
+    config = SaeConfig(checkpoint_interval_s=1e9, lr_decay_share=0.0)  # SAELens runs at a constant lr here
     first = train[: args.tokens]
     rows = {}
     for name, select in (("llmserve", None), ("llmserve_fp32_select", torch.float32)):

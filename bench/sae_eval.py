@@ -131,14 +131,16 @@ def compare(activations: str, tokens: int, lr: float) -> dict | None:
 
 
 def render(res: dict, wall: float, cmp: dict | None, args) -> str:
+    from models.sae.config import SaeConfig
+
     m, st, meta = res["metrics"], res["training_stats"], res["metadata"]
     fs = st["feature_statistics"]
     lines = [
         "# SAE evaluation (`make eval-sae`)", "",
         f"One run on this machine ({platform.processor() or platform.machine()}, CPU only), "
         f"{time.strftime('%Y-%m-%d')}. Model SmolLM2-135M-Instruct, layer {args.layer} of 30 (residual stream "
-        f"output), TopK SAE, 16x expansion = {res['feature_count']} latents, k = 32, Adam lr {args.lr}, "
-        f"batch 1024 tokens, {args.epochs} epochs over {meta['train_tokens']:,} cached training tokens "
+        f"output), TopK SAE, 16x expansion = {res['feature_count']} latents, k = 32, Adam lr {args.lr} "
+        f"(linear decay to 0 over the last {SaeConfig().lr_decay_share:.0%} of the steps), batch 1024 tokens, {args.epochs} epochs over {meta['train_tokens']:,} cached training tokens "
         f"(sequences of {args.seq_len}, first position dropped); metrics on {int(m['eval_tokens']):,} held-out tokens.",
         "", "Corpus: Python standard-library docstrings and Debian manual pages (English), "
         f"{meta['train_sequences'] + meta['eval_sequences']} sequences.", "",
@@ -163,7 +165,7 @@ def render(res: dict, wall: float, cmp: dict | None, args) -> str:
             f"## Against SAELens {cmp['saelens_version']} (same cached activations)", "",
             f"Both train {cmp['tokens']:,} tokens from the same initial weights (unit-norm decoder rows, tied "
             f"encoder), in the same order, normalised the same way, TopK k = {cmp['k']}, {cmp['d_sae']} latents, "
-            f"batch {cmp['batch']}, Adam lr {cmp['lr']}, auxiliary dead-latent loss 1/32. FVU on the same "
+            f"batch {cmp['batch']}, Adam lr {cmp['lr']} (constant for both), auxiliary dead-latent loss 1/32. FVU on the same "
             "held-out tokens.", "",
             "| trainer | tokens/s | vs SAELens | FVU at equal tokens |", "|---|---|---|---|"]
         for name, label in (("saelens", "SAELens TopKTrainingSAE"), ("llmserve", "llmserve (bf16 latent selection)"),

@@ -32,6 +32,10 @@ class SaeConfig:
     (or of all training tokens when fewer were seen)."""
     dense_threshold: float = 0.1
     """A latent is dense when it fires on more than this share of evaluation tokens."""
+    lr_decay_share: float = 0.2
+    """Final share of a job's planned steps (max_epochs x steps per epoch) over which the
+    learning rate falls linearly to 0, as SAELens and sparsify schedule it; 0 keeps it
+    constant. A job that stops early at min_loss may never reach the decay."""
     aux_k_coeff: float = 1 / 32
     """Weight of the TopK auxiliary loss that revives dead latents (Gao et al. 2024)."""
     dead_steps_for_aux: int = 200

@@ -80,6 +80,13 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train) / self.batch)
 
+    def lr_at(self, step: int, total: int) -> float:
+        """Learning rate of optimizer step `step` (0-based) of `total` planned steps."""
+        decay = int(total * self.config.lr_decay_share)
+        if decay <= 0 or step < total - decay:
+            return self.params.learning_rate
+        return self.params.learning_rate * (total - step) / (decay + 1)
+
     def job(self):
         """Engine job: one optimizer step per unit. Returns a TrainSummary."""
         p, prog = self.params, self.progress
@@ -94,6 +101,8 @@ class Trainer:
             order = torch.randperm(len(self.train), generator=self._gen(epoch))
             loss_sum = 0.0
             for b in range(0, len(order), self.batch):
+                for group in self.opt.param_groups:
+                    group["lr"] = self.lr_at(prog.step, total)
                 loss = self._step(self.train[order[b:b + self.batch]], aux_gen)
                 loss_sum += loss
                 prog.step += 1

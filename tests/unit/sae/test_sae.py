@@ -135,14 +135,34 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
     data = sparse_data(1024)
     whole = make_trainer(tmp_path / "a", 4, data)
     run(whole)
-    first = make_trainer(tmp_path / "b", 2, data)
-    run(first)
+    first = make_trainer(tmp_path / "b", 4, data)
+    job = first.job()
+    while not any(c.endswith("checkpoint_2.pt") for c in first.checkpoints):
+        next(job)  # the job is interrupted right after its epoch-2 checkpoint
+    job.close()
     resumed = make_trainer(tmp_path / "c", 4, data, resume=Path(first.checkpoints[-1]))
     assert resumed.progress.epoch == 2 and resumed.progress.tokens == 2 * 1024
     run(resumed)
     for a, b in zip(whole.sae.parameters(), resumed.sae.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     assert len(resumed.checkpoints) <= 2 and all(Path(c).exists() for c in resumed.checkpoints)
+
+
+def test_learning_rate_decays_linearly_over_the_last_share(tmp_path):
+    trainer = make_trainer(tmp_path, 10, sparse_data(1280), lr_decay_share=0.2)  # 10 steps an epoch
+    total = 10 * trainer.steps_per_epoch()
+    lrs = [trainer.lr_at(step, total) for step in range(total)]
+    assert lrs[:80] == [3e-3] * 80
+    tail = lrs[80:]
+    assert all(a > b for a, b in zip(tail, tail[1:])) and 0 < tail[-1] < 3e-3 / 10
+    seen = []
+    job = trainer.job()
+    for _ in range(total):
+        next(job)
+        seen.append(trainer.opt.param_groups[0]["lr"])
+    assert seen == lrs  # the optimizer ran each step at the scheduled rate
+    flat = make_trainer(tmp_path / "flat", 10, sparse_data(1280), lr_decay_share=0.0)
+    assert {flat.lr_at(step, total) for step in range(total)} == {3e-3}
 
 
 def test_dead_fraction_uses_a_token_window(tmp_path):
