@@ -184,7 +184,7 @@ def render(res: dict, wall: float, cmp: dict | None, args) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tokens", type=int, default=1_000_000, help="activations cached for training")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--layer", type=int, default=15)
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--seq-len", type=int, default=256)
