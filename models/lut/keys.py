@@ -127,10 +127,8 @@ def compile_lut(entries, mean: torch.Tensor, layer: int, min_keys: int) -> Compi
         keys.append(center(e.keys, mean))
         owner += [len(values)] * n
         values.append((e.value_ids, e.value_ids_bare))
-        flags = torch.ones(n, dtype=torch.bool) if e.novel is None else torch.zeros(n, dtype=torch.bool)
-        if e.novel is not None:
-            flags[[i for i in e.novel if 0 <= i < n]] = True
-        novel.append(flags)
+        novel.append(torch.ones(n, dtype=torch.bool) if e.novel is None
+                     else torch.isin(torch.arange(n), torch.tensor(e.novel, dtype=torch.long)))
     if not values:
         return None
     return CompiledLut(torch.cat(keys), torch.tensor(owner), tuple(values), layer, min_keys, torch.cat(novel))

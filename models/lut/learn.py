@@ -72,10 +72,14 @@ def learn_job(engine, tokenizer, layer: int, label: str, label_context: str, max
         tokenizer("", add_special_tokens=True)["input_ids"]
     full_ids = tokenizer(label_context + label, add_special_tokens=True)["input_ids"]
     positions = key_positions(tokenizer, ctx_ids, full_ids, max_keys)
-    device = next(engine.model.parameters()).device
-    hidden, logits = run_with_layer(engine.model, layer, torch.tensor([full_ids], device=device))
-    hidden = hidden[0].float().cpu()
-    novel = novel_keys(tokenizer, full_ids, positions, logits[0].cpu(), novelty_share)
+    if novelty_share > 0:  # the surprisal needs the whole model, not just the keyed layer
+        device = next(engine.model.parameters()).device
+        hidden, logits = run_with_layer(engine.model, layer, torch.tensor([full_ids], device=device))
+        hidden = hidden[0].float().cpu()
+        novel = novel_keys(tokenizer, full_ids, positions, logits[0].cpu(), novelty_share)
+    else:
+        (hidden,) = hidden_at(engine, layer, [full_ids])
+        novel = None
     with_space, bare = label_token_ids(tokenizer, label)
     return EntryPayload(layer, hidden[positions].clone(), with_space, bare, novel)
     yield  # a generator: the engine runs it as one unit
