@@ -9,8 +9,9 @@ row the same bits whatever other rows share the batch, which MKL does not guaran
 
 `pack_linears` swaps each `nn.Linear` (and GPT-2's `Conv1D`) for a `PackedLinear` that
 keeps the original parameters (state dicts, tied embeddings and autograd still see
-them) and adds the packed copy (so the linear weights take twice their memory). Calls that need gradients through the layer (specialist training
-backpropagates into adapters across frozen base layers) take the plain path.
+them) and adds the packed copy (so the linear weights take twice their memory). Calls
+that need gradients through the layer (specialist training backpropagates into adapters
+across frozen base layers) take the plain path.
 """
 
 from __future__ import annotations
@@ -66,9 +67,7 @@ class PackedLinear(nn.Linear):
 
 
 def _replacement(module: nn.Module, compute_dtype: torch.dtype | None) -> PackedLinear | None:
-    if isinstance(module, PackedLinear):
-        return None
-    if type(module) is nn.Linear:
+    if type(module) is nn.Linear:  # exact type: a PackedLinear is never packed again
         return PackedLinear(module.weight, module.bias, compute_dtype=compute_dtype)
     if type(module).__name__ == "Conv1D" and hasattr(module, "nf"):
         # transformers' Conv1D keeps the weight as [in, out]: x @ W + b.

@@ -212,7 +212,7 @@ class JsonGrammarHook(RowHook):
     def on_token(self, token_id: int) -> bool:
         if not self._matcher.accept_token(token_id):
             raise RuntimeError(f"token {token_id} violates the JSON grammar")
-        if self._masks is not None:
+        if self._closing_from is not None:  # only the closing guard needs the string state
             self._follow_strings(token_id)
         if self._matcher.is_completed() or self._matcher.is_terminated():
             # Root is an object: after its closing brace only end-of-sequence could follow.
