@@ -7,8 +7,9 @@ GRPC_PORT ?= 50051
 HTTP_PORT ?= 8080
 ADMIN_PORT ?= 9901
 PYTEST_ARGS ?=
+REPLICAS ?= 1
 
-.PHONY: install proto descriptor run serve envoy test test-fast bench eval-lut eval-json eval-sae eval-specialists clean
+.PHONY: install proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
 
 $(STAMP): pyproject.toml requirements-torch.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +30,8 @@ proto: $(STAMP)  ## regenerate clients/python and build/llmserve.pb from proto/
 descriptor: $(STAMP)
 	$(BIN)/python tools/protogen.py --descriptor-only
 
-run: install descriptor  ## server on the embedded model + Envoy (REST, web page)
-	$(BIN)/python tools/run.py --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) --admin-port $(ADMIN_PORT)
+run: install descriptor  ## server on the embedded model + Envoy (REST, web page); REPLICAS=N: N servers (PostgreSQL)
+	$(BIN)/python tools/run.py --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) --admin-port $(ADMIN_PORT) --replicas $(REPLICAS)
 
 serve: install  ## gRPC server alone
 	$(BIN)/python -m server.main --port $(GRPC_PORT)
@@ -41,8 +42,12 @@ test: install  ## every test: unit, storage (SQLite + Postgres), integration wit
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: install descriptor  ## throughput/latency benchmark -> bench/results.md
+bench: install descriptor  ## throughput/latency benchmark -> bench/results.md, then two replicas -> bench/replicas.md
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.replicas
+
+bench-replicas: install descriptor  ## one replica against two (PostgreSQL, Redis, Envoy) -> bench/replicas.md
+	$(BIN)/python -m bench.replicas $(BENCH_ARGS)
 
 eval-lut: install  ## LUT quality and latency on SmolLM2 -> bench/lut_eval.md (TARGET=host:port uses a running server)
 	$(BIN)/python -m bench.lut_eval $(if $(TARGET),--target $(TARGET))

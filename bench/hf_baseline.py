@@ -139,7 +139,8 @@ def engine_batch(lm: Any, requests: Sequence[RequestSpec], new_tokens: int,
 
     from models.engine.config import EngineConfig
     from models.engine.engine import Engine
-    from models.types import FinishEvent, GenerationRequest, SamplingParams
+    from models.types import FinishEvent, GenerationRequest
+    from models.sampling_policy import SamplingParams
 
     engine = Engine(lm.model, lm.tokenizer, EngineConfig(cpu_linear=cpu_linear))
     engine.start()

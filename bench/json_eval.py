@@ -56,8 +56,8 @@ async def _server(target: str | None) -> AsyncIterator[str]:
 
 async def _one(stub: Any, schema_name: str, schema: dict, message: str, constrained: bool,
                max_new_tokens: int) -> dict[str, Any]:
-    from models.structured.schemas import check_schema
-    from models.chat.sessions import schema_instruction
+    from domain.structured.schemas import check_schema
+    from domain.chat.sessions import schema_instruction
 
     spec = check_schema(json.dumps(schema), "s", schema_name)
     start = dict(user_id=str(uuid.uuid4()), initial_message="Hello.", max_new_tokens=1)
@@ -93,7 +93,7 @@ async def _one(stub: Any, schema_name: str, schema: dict, message: str, constrai
 def _compiler() -> Any:
     from transformers import AutoTokenizer
 
-    from models.structured.grammar import GrammarCompiler
+    from domain.structured.grammar import GrammarCompiler
 
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
     return GrammarCompiler(tokenizer, len(tokenizer))
@@ -104,7 +104,7 @@ def _hook_cost_ms(compiler: Any, rows: list[dict]) -> float:
     replaying the constrained replies' own tokens: the part of a step decoding adds."""
     import torch
 
-    from models.structured.schemas import builtin_schema_texts, check_schema
+    from domain.structured.schemas import builtin_schema_texts, check_schema
 
     texts = builtin_schema_texts()
     spent, count = 0.0, 0
@@ -124,7 +124,7 @@ def _hook_cost_ms(compiler: Any, rows: list[dict]) -> float:
 
 def _compile_times(compiler: Any) -> list[tuple[str, float, float]]:
     """(schema, first compile ms, median cached ms) with a cold compiler on the model's tokenizer."""
-    from models.structured.schemas import builtin_schema_texts, check_schema
+    from domain.structured.schemas import builtin_schema_texts, check_schema
 
     rows = []
     for name, text in builtin_schema_texts().items():

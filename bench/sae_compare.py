@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from models.sae.config import SaeConfig, TrainParams
-from models.sae.metrics import activation_metrics
-from models.sae.trainer import Progress, Trainer
+from domain.sae.config import SaeConfig, TrainParams
+from domain.sae.metrics import activation_metrics
+from domain.sae.results import Progress
+from domain.sae.trainer import Trainer
 
 
 def saelens_train(trainer: Trainer, data: torch.Tensor, lr: float, k: int) -> tuple[object, float]:

@@ -64,7 +64,7 @@ def corpus_text(max_bytes: int) -> str:
 
 async def train(args) -> tuple[dict, float]:
     from models.registry import default_specs
-    from models.sae.config import SaeConfig
+    from domain.sae.config import SaeConfig
     from server.app import create_server
     from server.settings import Settings
 
@@ -131,7 +131,7 @@ def compare(activations: str, tokens: int, lr: float) -> dict | None:
 
 
 def render(res: dict, wall: float, cmp: dict | None, args) -> str:
-    from models.sae.config import SaeConfig
+    from domain.sae.config import SaeConfig
 
     m, st, meta = res["metrics"], res["training_stats"], res["metadata"]
     fs = st["feature_statistics"]

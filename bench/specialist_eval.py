@@ -26,11 +26,12 @@ from models.engine.config import EngineConfig
 from models.engine.engine import Engine
 from models.loading import load_model
 from models.registry import default_specs
-from models.specialist.config import SpecialistConfig
-from models.specialist.hook import SpecialistHook
-from models.specialist.mixture import Mixture
-from models.specialist.train import Domain, Progress, eval_units, sequences, train_units
-from models.types import FinishEvent, GenerationRequest, SamplingParams
+from domain.specialist.config import SpecialistConfig
+from domain.specialist.hook import SpecialistHook
+from domain.specialist.mixture import Mixture
+from domain.specialist.train import Domain, Progress, eval_units, sequences, train_units
+from models.types import FinishEvent, GenerationRequest
+from models.sampling_policy import SamplingParams
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_BYTES = 200_000  # per domain, the "~200 KB corpus"

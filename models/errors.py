@@ -80,3 +80,11 @@ class Unavailable(LlmServeError):
 
 class Unimplemented(LlmServeError):
     """A contract exists but its implementation has not landed."""
+
+
+class Unauthenticated(LlmServeError):
+    """No API key, or one that is unknown or revoked (the same answer for all three)."""
+
+
+class PermissionDenied(LlmServeError):
+    """The caller's key may not make this call (e.g. an admin-only method)."""

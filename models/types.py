@@ -1,15 +1,47 @@
-"""Domain types shared by the engine and its callers: sampling parameters,
-generation requests, and the events a generation stream yields."""
+"""Types shared by the engine and its callers: generation requests, the per-row
+extension point (`RowHook`), and the events a generation stream yields.
+
+Row hooks. Features (per-user LUT biasing, JSON-grammar masks, specialist adapters,
+SAE activation capture) attach `RowHook` objects to a `GenerationRequest.hooks`; the
+engine loop never changes for them. Contract (all calls happen on the engine thread,
+in this order within a step):
+
+* `layers`: decoder-layer indices (0-based, negative allowed: -1 is the last layer)
+  whose OUTPUT hidden states this hook wants to see. Read once when the row is admitted.
+* `on_hidden(layer, hidden)`: called during every forward pass that includes this
+  row, once per requested layer, with `hidden` = this row's slice of that layer's
+  output, shape [1, q, hidden_size]: q = the prompt-chunk length during prefill
+  (chunks arrive in order and cover the whole prompt), q = 1 for each decode step.
+  Return None to leave it, or a tensor of the same shape to replace this row's hidden
+  states (other rows are never affected). The tensor is a view into the batch: copy it
+  (`.clone()`/`.cpu()`) if you keep it.
+* `on_logits(logits, generated_ids)`: called once per generated token with this row's
+  next-token logits [vocab] (float, on the model's device) and the ids generated so far;
+  return the logits to use (modify in place or return a new tensor). Set a token to
+  -inf to forbid it. Runs before repetition penalty, temperature, top-k and top-p.
+* `on_token(token_id)`: called with every token chosen for this row (after sampling);
+  return True to end the generation now (FinishReason.EOS: the hook declared the
+  output complete; the token itself is kept).
+* `on_finish(reason)`: called once when the row ends for any reason (also cancellation
+  and errors), to release per-row state.
+
+Rows without hooks pay nothing: layer taps are installed only while some running row
+asked for a layer, and `on_logits`/`on_token` are only called for rows with hooks.
+An exception raised by a hook ends only that row, with FinishReason.ERROR.
+"""
 
 from __future__ import annotations
 
 import enum
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from models.engine.hooks import RowHook
+from models.sampling_policy import SamplingParams
+
+if TYPE_CHECKING:  # annotations only: the scheduler imports this module and must not load torch
+    import torch
 
 _request_ids = itertools.count(1)
 
@@ -31,30 +63,22 @@ class Priority(enum.IntEnum):
     BACKGROUND = 1
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    """Per-row decoding controls (validated by `models.validation`)."""
+class RowHook:
+    """Base class with no-op defaults; override what you need (see the module docstring)."""
 
-    max_new_tokens: int = 256
-    """Upper bound on generated tokens."""
-    temperature: float = 0.7
-    """Softmax temperature; 0 means greedy."""
-    top_p: float = 1.0
-    """Nucleus mass kept, in (0, 1]."""
-    top_k: int = 0
-    """Keep only the k most likely tokens; 0 disables."""
-    repetition_penalty: float = 1.0
-    """CTRL-style penalty on tokens already in prompt or output; 1 disables."""
-    do_sample: bool = True
-    """False forces greedy decoding whatever the temperature."""
-    stop_sequences: tuple[str, ...] = ()
-    """Strings that end generation; they are not part of the returned text."""
-    seed: int | None = None
-    """Seed of this row's own random generator, for reproducible sampling."""
+    layers: tuple[int, ...] = ()
 
-    @property
-    def greedy(self) -> bool:
-        return not self.do_sample or self.temperature == 0.0
+    def on_hidden(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def on_logits(self, logits: torch.Tensor, generated_ids: Sequence[int]) -> torch.Tensor:
+        return logits
+
+    def on_token(self, token_id: int) -> bool:
+        return False
+
+    def on_finish(self, reason: FinishReason) -> None:
+        return None
 
 
 @dataclass
@@ -63,7 +87,7 @@ class GenerationRequest:
 
     prompt_ids: list[int]
     params: SamplingParams
-    hooks: tuple["RowHook", ...] = ()
+    hooks: tuple[RowHook, ...] = ()
     priority: Priority = Priority.INTERACTIVE
     request_id: str = field(default_factory=lambda: f"req-{next(_request_ids)}")
 

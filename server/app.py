@@ -12,12 +12,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from models.generation import TextGenerator
 from models.manager import ModelManager
-from models.registry import ModelRegistry
-from server.services import chat, generation, lut, sae, server_info, specialist
+from server.auth import Authenticator, AuthInterceptor
+from server.replica import ReplicaInterceptor
+from server.services import admin, chat, generation, lut, sae, server_info, specialist
 from server.services.binding import ServiceBinding, ServiceContext
 from server.settings import Settings
+from server.wiring import Features, build_features
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,16 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 BINDINGS: tuple[ServiceBinding, ...] = (
     generation.BINDING, server_info.BINDING, lut.BINDING, specialist.BINDING, sae.BINDING, chat.BINDING,
+    admin.BINDING,
 )
 
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
+    # Above Envoy's 16 KiB header limit, so a request Envoy lets through is never refused
+    # here with an error that lists internal header names.
+    ("grpc.max_metadata_size", 64 * 1024),
 ]
 
 
@@ -43,21 +48,22 @@ class App:
     server: grpc.aio.Server
     port: int
     settings: Settings
-    manager: ModelManager
+    features: Features
     database: Database
     health: health.aio.HealthServicer
     servicers: dict[str, Any] = field(default_factory=dict)
-    implemented: dict[str, bool] = field(default_factory=dict)
-    """Full service name -> True when it serves once the default model is loaded."""
+    """Full service name -> its servicer."""
     states: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Task | None = None
+    replica: str = ""
+    """This server's name in `x-llmserve-replica`."""
 
     async def set_serving(self, serving: bool) -> None:
         overall = SERVING if serving else NOT_SERVING
         await self.health.set("", overall)
         self.states[""] = health_pb2.HealthCheckResponse.ServingStatus.Name(overall)
-        for name, implemented in self.implemented.items():
-            status = SERVING if serving and implemented else NOT_SERVING
+        for name in self.servicers:
+            status = SERVING if serving else NOT_SERVING
             await self.health.set(name, status)
             self.states[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
 
@@ -67,20 +73,20 @@ class App:
         if self.ready and not self.ready.done():
             self.ready.cancel()
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
-        for instance in self.servicers.values():
-            if hasattr(instance, "close"):
-                await instance.close()
+        await self.features.close()
         await self.manager.stop()
         self.database.dispose()
+
+    @property
+    def manager(self) -> ModelManager:
+        return self.features.manager
 
 
 async def _become_ready(app: App) -> None:
     try:
         for name in (app.manager.registry.default, *app.settings.preload_models):
             await app.manager.runtime(name)
-        for instance in app.servicers.values():
-            if hasattr(instance, "start"):
-                await instance.start()
+        await app.features.start()
     except Exception:  # the server keeps answering health/info; the reason is in the log
         log.exception("start-up failed; services stay NOT_SERVING")
         return
@@ -91,24 +97,30 @@ async def _become_ready(app: App) -> None:
 async def create_server(settings: Settings, wait_ready: bool = False) -> App:
     """Build and start the server; model loading continues in the background
     unless `wait_ready`. Health is NOT_SERVING until the default model is loaded."""
+    settings.replica.check(settings.resolved_database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     await asyncio.to_thread(database.migrate)
-    registry = ModelRegistry(settings.models, settings.default_model)
-    manager = ModelManager(registry, settings.model_cache_dir, settings.engine)
-    server = grpc.aio.server(options=GRPC_OPTIONS)
-    app = App(server=server, port=0, settings=settings, manager=manager, database=database,
-              health=health.aio.HealthServicer())
-    context = ServiceContext(settings, manager, TextGenerator(manager), database, lambda: dict(app.states))
+    features = build_features(settings, database)
+    if settings.auth.mode == "off":
+        log.warning("auth.mode is \"off\": every caller is the one default tenant with admin rights; "
+                    "set LLMSERVE_AUTH__MODE=api_key (and LLMSERVE_AUTH__ADMIN_KEY) before exposing this server")
+    authenticator = Authenticator(settings.auth, features.api_keys)
+    # The replica stamp is outermost, so refusals by the authenticator carry it too.
+    replica = ReplicaInterceptor(settings.replica.resolved_name())
+    server = grpc.aio.server(options=GRPC_OPTIONS,
+                             interceptors=[replica, AuthInterceptor(authenticator, features.quotas)])
+    app = App(server=server, port=0, settings=settings, features=features, database=database,
+              health=health.aio.HealthServicer(), replica=replica.name)
+    context = ServiceContext(settings, features, lambda: dict(app.states))
 
     for binding in BINDINGS:
         instance = binding.build(context)
         binding.add(instance, server)
         app.servicers[binding.full_name] = instance
-        app.implemented[binding.full_name] = binding.implemented
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
-        [*app.implemented, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+        [*app.servicers, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
 
     app.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if app.port == 0:

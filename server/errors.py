@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import logging
 import uuid
 from typing import Any, Callable
@@ -19,21 +20,32 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from models import errors as domain
+from server import call_context
 from storage import errors as stored
 
 log = logging.getLogger(__name__)
 
 DOMAIN = "llmserve"
+MAX_MESSAGE_CHARS = 1024
+MAX_DETAIL_CHARS = 256
+"""Error texts echo client input (names, ids, paths); clipped, they stay small enough for the
+gRPC status trailer and Envoy's header limits whatever a client sends."""
+
+
+def clip(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _bad_request(exc: domain.InvalidArgument) -> list[Any]:
     return [error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)])]
+        error_details_pb2.BadRequest.FieldViolation(field=clip(exc.field), description=clip(exc.description, 512))])]
 
 
 def _resource_info(exc: domain.NotFound | domain.AlreadyExists) -> list[Any]:
-    return [error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=exc.name,
-                                           description=exc.message)]
+    return [error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=clip(exc.name),
+                                           description=clip(exc.message, 512))]
 
 
 def _retry_info(exc: domain.ResourceExhausted) -> list[Any]:
@@ -41,13 +53,13 @@ def _retry_info(exc: domain.ResourceExhausted) -> list[Any]:
     delay = duration_pb2.Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9))
     return [error_details_pb2.RetryInfo(retry_delay=delay),
             error_details_pb2.QuotaFailure(violations=[
-                error_details_pb2.QuotaFailure.Violation(subject=exc.subject, description=exc.message)])]
+                error_details_pb2.QuotaFailure.Violation(subject=clip(exc.subject), description=clip(exc.message, 512))])]
 
 
 def _model_precondition(exc: domain.ModelUnavailable) -> list[Any]:
     return [error_details_pb2.PreconditionFailure(violations=[
-        error_details_pb2.PreconditionFailure.Violation(type="MODEL_UNAVAILABLE", subject=exc.name,
-                                                        description=exc.message)])]
+        error_details_pb2.PreconditionFailure.Violation(type="MODEL_UNAVAILABLE", subject=clip(exc.name),
+                                                        description=clip(exc.message, 512))])]
 
 
 def _no_details(_exc: Exception) -> list[Any]:
@@ -64,10 +76,13 @@ ERROR_TABLE: dict[type[BaseException], tuple[grpc.StatusCode, Callable[[Any], li
     domain.ResourceExhausted: (grpc.StatusCode.RESOURCE_EXHAUSTED, _retry_info),
     domain.Unavailable: (grpc.StatusCode.UNAVAILABLE, _no_details),
     domain.Unimplemented: (grpc.StatusCode.UNIMPLEMENTED, _no_details),
+    domain.Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, _no_details),
+    domain.PermissionDenied: (grpc.StatusCode.PERMISSION_DENIED, _no_details),
     stored.InvalidArgumentError: (grpc.StatusCode.INVALID_ARGUMENT, _bad_request),
     stored.NotFoundError: (grpc.StatusCode.NOT_FOUND, _resource_info),
     stored.AlreadyExistsError: (grpc.StatusCode.ALREADY_EXISTS, _resource_info),
     stored.ConflictError: (grpc.StatusCode.FAILED_PRECONDITION, _resource_info),
+    stored.UnavailableError: (grpc.StatusCode.UNAVAILABLE, _no_details),
 }
 
 
@@ -76,7 +91,7 @@ def to_status(exc: BaseException) -> status_pb2.Status:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
             code, details = ERROR_TABLE[cls]
-            message = getattr(exc, "message", None) or str(exc)
+            message = clip(getattr(exc, "message", None) or str(exc), MAX_MESSAGE_CHARS)
             packed = []
             for detail in details(exc):
                 any_msg = any_pb2.Any()
@@ -91,8 +106,18 @@ def to_status(exc: BaseException) -> status_pb2.Status:
                              details=[info])
 
 
+def retry_after_metadata(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """`retry-after: <seconds>` for a refusal that says when to retry: Envoy passes it on as
+    the HTTP Retry-After header of the 429."""
+    if isinstance(exc, domain.ResourceExhausted) and exc.retry_after_s > 0:
+        return (("retry-after", str(max(1, math.ceil(exc.retry_after_s)))),)
+    return ()
+
+
 async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-    await context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    status = rpc_status.to_status(to_status(exc))
+    await context.abort(status.code, status.details, (*status.trailing_metadata, *retry_after_metadata(exc),
+                                                      *call_context.response_metadata()))
 
 
 def _is_abort(exc: BaseException) -> bool:

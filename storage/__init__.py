@@ -19,6 +19,7 @@ from storage.errors import (
     InvalidArgumentError,
     NotFoundError,
     StorageError,
+    UnavailableError,
 )
 from storage.jobs import JobKind, JobRecord, JobRepository, JobState
 from storage.luts import (
@@ -33,8 +34,12 @@ from storage.luts import (
 )
 from storage.pagination import Page
 from storage.specialists import SpecialistRecord, SpecialistRepository, SpecialistStatus
+from storage.tenants import ApiKeyRecord, TenantRecord, TenantRepository
 
 __all__ = [
+    "ApiKeyRecord",
+    "TenantRecord",
+    "TenantRepository",
     "AlreadyExistsError",
     "ChatMessageRecord",
     "ChatRepository",
@@ -63,5 +68,6 @@ __all__ = [
     "SpecialistRepository",
     "SpecialistStatus",
     "StorageError",
+    "UnavailableError",
     "sqlite_url",
 ]

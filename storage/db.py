@@ -13,10 +13,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
+
+from storage.errors import UnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
+CONNECT_TIMEOUT_S = 3
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long a SQLite writer waits for the write lock before failing with 'database is locked'."""
 
@@ -44,8 +48,10 @@ class Database:
         if self.dialect_name == "sqlite":
             self.engine = _sqlite_engine(url, echo)
         elif self.dialect_name == "postgresql":
-            # pre_ping: drop pooled connections the server closed (restarts, idle timeouts).
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=True)
+            # pre_ping: drop pooled connections the server closed (restarts, idle timeouts);
+            # connect_timeout: while the server is down, calls fail fast instead of hanging.
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True,
+                                        connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
         else:
             raise ValueError(f"unsupported database backend {self.dialect_name!r}")
         self._read_engine = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
@@ -77,8 +83,13 @@ class Database:
         writing in such a session may fail with 'database is locked' under contention.
         """
         bind = self._read_engine if readonly else self.engine
-        with Session(bind, expire_on_commit=False) as session, session.begin():
-            yield session
+        try:
+            with Session(bind, expire_on_commit=False) as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            # Lost connection, server restarting, SQLite still locked after busy_timeout:
+            # the caller can retry, so say UNAVAILABLE rather than INTERNAL.
+            raise UnavailableError() from exc
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT construct, which offers `on_conflict_do_nothing/update`."""

@@ -60,6 +60,14 @@ class InvalidArgumentError(StorageError):
         self.description = description
 
 
+class UnavailableError(StorageError):
+    """The database cannot be reached or is busy right now; the same call may succeed soon."""
+
+    def __init__(self, message: str = "the database is unavailable right now; retry shortly") -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def parse_enum(cls: type[E], value: object, field: str) -> E:
     """`cls(value)`, or InvalidArgumentError naming `field` and the allowed values."""
     try:
@@ -68,9 +76,9 @@ def parse_enum(cls: type[E], value: object, field: str) -> E:
         raise InvalidArgumentError(field, f"must be one of {[m.value for m in cls]}") from None
 
 
-def check_name(field: str, value: str, max_len: int = 255) -> str:
+def check_name(field: str, value: str, max_len: int = 255, *, allow_empty: bool = False) -> str:
     """Refuse empty or over-long names here: PostgreSQL would fail on a too-long value
     with a generic error while SQLite would silently store it."""
-    if not value or len(value) > max_len:
+    if (not value and not allow_empty) or len(value) > max_len:
         raise InvalidArgumentError(field, f"must be 1 to {max_len} characters")
     return value

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 
 from storage import schema as t
 from storage.db import Database
@@ -28,7 +28,7 @@ from storage.errors import (
     parse_enum,
 )
 from storage.pagination import Page, after_key, clamp_page_size, decode_token, make_page
-from storage.schema import utcnow
+from storage.schema import DEFAULT_TENANT, TENANT_LEN, utcnow
 
 
 class JobKind(enum.StrEnum):
@@ -82,6 +82,14 @@ class JobRecord:
     """Also the worker's heartbeat: update_progress refreshes it."""
     completed_at: datetime | None
     cancel_requested: bool
+    tenant: str = DEFAULT_TENANT
+    """Who created it; SHARED_TENANT for deployment-wide jobs."""
+    owner: str | None = None
+    """The replica holding the job while it runs (its claim), None otherwise."""
+    lease_expires_at: datetime | None = None
+    """When the owner's claim lapses unless renewed by its heartbeat (update_progress)."""
+    attempts: int = 0
+    """How many times the job was claimed."""
 
 
 def _record(row: t.Job) -> JobRecord:
@@ -98,10 +106,11 @@ class JobRepository:
         self._db = db
 
     def create(
-        self, kind: JobKind | str, params: dict[str, Any], *, job_id: str | None = None
+        self, kind: JobKind | str, params: dict[str, Any], *, tenant: str, job_id: str | None = None
     ) -> JobRecord:
-        """Queue a new job; `job_id` defaults to a fresh UUID4 string."""
+        """Queue a new job for `tenant`; `job_id` defaults to a fresh UUID4 string."""
         kind = parse_enum(JobKind, kind, "kind")
+        check_name("tenant", tenant, TENANT_LEN, allow_empty=True)
         if job_id is not None:
             check_name("job_id", job_id)
         now = utcnow()
@@ -109,7 +118,7 @@ class JobRepository:
             job_id or str(uuid.uuid4()), kind, JobState.QUEUED, device=None, params=dict(params),
             progress=0.0, message="", result=None, details=None, checkpoint_path=None, error=None,
             created_at=now, started_at=None, updated_at=now, completed_at=None,
-            cancel_requested=False,
+            cancel_requested=False, tenant=tenant, owner=None, lease_expires_at=None, attempts=0,
         )  # fmt: skip
         values = {**vars(record), "kind": kind.value, "state": record.state.value}
         stmt = self._db.insert(t.Job).values(values).on_conflict_do_nothing()
@@ -119,29 +128,30 @@ class JobRepository:
                 raise AlreadyExistsError("job", record.job_id)
         return record
 
-    def get(self, job_id: str) -> JobRecord:
+    def get(self, job_id: str, *, tenant: str | None = None) -> JobRecord:
+        """The job; with `tenant`, another tenant's job is NotFoundError like a missing one."""
         with self._db.session(readonly=True) as s:
-            row = s.get(t.Job, job_id)
-            if row is None:
-                raise NotFoundError("job", job_id)
-            return _record(row)
+            return _record(_owned(s.get(t.Job, job_id), job_id, tenant))
 
     def list(
         self,
         *,
+        tenant: str | None = None,
         kind: JobKind | str | None = None,
         state: JobState | str | None = None,
         page_size: int = 0,
         page_token: str = "",
     ) -> Page[JobRecord]:
-        """Jobs newest first (by creation time, ties broken by id)."""
+        """Jobs newest first (by creation time, ties broken by id); only `tenant`'s when given."""
         size = clamp_page_size(page_size)
         kind = parse_enum(JobKind, kind, "kind") if kind else None
         state = parse_enum(JobState, state, "state") if state else None
-        scope = f"jobs:{kind or ''}:{state or ''}"
+        scope = f"jobs:{tenant if tenant is not None else '*'}:{kind or ''}:{state or ''}"
         key = decode_token(page_token, scope, (datetime, str))
         order = (t.Job.created_at, t.Job.job_id)
         stmt = select(t.Job).order_by(*(c.desc() for c in order)).limit(size + 1)
+        if tenant is not None:
+            stmt = stmt.where(t.Job.tenant == tenant)
         if kind:
             stmt = stmt.where(t.Job.kind == kind.value)
         if state:
@@ -152,9 +162,12 @@ class JobRepository:
             rows = [_record(r) for r in s.scalars(stmt)]
         return make_page(rows, size, scope, lambda r: (r.created_at, r.job_id))
 
-    def count(self, *, kind: JobKind | str | None = None, state: JobState | str | None = None) -> int:
+    def count(self, *, tenant: str | None = None, kind: JobKind | str | None = None,
+              state: JobState | str | None = None) -> int:
         """How many jobs `list` would return over all its pages."""
         stmt = select(func.count()).select_from(t.Job)
+        if tenant is not None:
+            stmt = stmt.where(t.Job.tenant == tenant)
         if kind:
             stmt = stmt.where(t.Job.kind == parse_enum(JobKind, kind, "kind").value)
         if state:
@@ -165,29 +178,39 @@ class JobRepository:
     def update_progress(
         self, job_id: str, progress: float, *, message: str | None = None,
         checkpoint_path: str | None = None, details: dict[str, Any] | None = None,
+        owner: str | None = None, lease: timedelta | None = None,
     ) -> JobRecord:  # fmt: skip
         """Record progress of a running job (None leaves a field as it is). The returned
-        record carries `cancel_requested`, which is how a worker learns to stop."""
+        record carries `cancel_requested`, which is how a worker learns to stop.
+
+        It is also the owner's heartbeat: with `owner`, the update applies only while that
+        replica still holds the job (ConflictError once its lease was taken over), and
+        `lease` extends the claim from now."""
         if not 0.0 <= progress <= 1.0:
             raise InvalidArgumentError("progress", "must be between 0.0 and 1.0")
-        values: dict[str, Any] = {"progress": progress, "updated_at": utcnow()}
+        now = utcnow()
+        values: dict[str, Any] = {"progress": progress, "updated_at": now}
+        if lease is not None:
+            values["lease_expires_at"] = now + lease
         if message is not None:
             values["message"] = message
         if checkpoint_path is not None:
             values["checkpoint_path"] = checkpoint_path
         if details is not None:
             values["details"] = details
-        return self._update(job_id, {JobState.RUNNING}, values, "job is not running")
+        return self._update(job_id, {JobState.RUNNING}, values, "job is not running", owner)
 
     def transition(
         self, job_id: str, to_state: JobState | str, *, message: str | None = None,
         result: dict[str, Any] | None = None, error: str | None = None,
-        details: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None, owner: str | None = None,
     ) -> JobRecord:  # fmt: skip
         """Move a job along the state machine; ConflictError if the move is not legal.
 
         Requeueing a running job whose cancel was requested cancels it instead (the returned
-        record shows which happened), so a cancel is never lost to a resume.
+        record shows which happened), so a cancel is never lost to a resume. With `owner`,
+        a running job moves only while that replica still holds it (a replica whose lease
+        was taken over cannot complete, fail or requeue the job the new owner runs).
         """
         to_state = parse_enum(JobState, to_state, "to_state")
         sources = {s for s, targets in LEGAL_TRANSITIONS.items() if to_state in targets}
@@ -208,18 +231,21 @@ class JobRepository:
             values.update(progress=1.0, result=result)
         if to_state is JobState.FAILED:
             values["error"] = error or "failed"
+        if to_state is not JobState.RUNNING:
+            # The owner stays on a finished job (who ran it); a requeued one has none.
+            values["lease_expires_at"] = None
+            if to_state is JobState.QUEUED:
+                values["owner"] = None
         reason = f"cannot move to {to_state.value}"
-        return self._update(job_id, sources, values, reason)
+        return self._update(job_id, sources, values, reason, owner)
 
-    def request_cancel(self, job_id: str) -> JobRecord:
+    def request_cancel(self, job_id: str, *, tenant: str | None = None) -> JobRecord:
         """Cancel a job: a queued one is cancelled at once; a running one gets
         `cancel_requested` and its worker moves it to cancelled. Cancelling a cancelled job
         returns it unchanged; a completed or failed one raises ConflictError."""
         now = utcnow()
         with self._db.session() as s:
-            row = s.get(t.Job, job_id, with_for_update=True)
-            if row is None:
-                raise NotFoundError("job", job_id)
+            row = _owned(s.get(t.Job, job_id, with_for_update=True), job_id, tenant)
             state = JobState(row.state)
             if state is JobState.QUEUED:
                 row.state, row.completed_at = JobState.CANCELLED.value, now
@@ -231,9 +257,11 @@ class JobRepository:
             s.flush()
             return _record(row)
 
-    def claim_next(self, kind: JobKind | str, device: str) -> JobRecord | None:
-        """Atomically take the oldest queued job of `kind`, mark it running on `device`,
-        and return it; None when nothing is queued.
+    def claim_next(self, kind: JobKind | str, device: str, *, owner: str | None = None,
+                   lease: timedelta | None = None) -> JobRecord | None:
+        """Atomically take the oldest queued job of `kind`, mark it running on `device`
+        for `owner` (a replica) until `lease` from now, and return it; None when nothing
+        is queued.
 
         PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent claimers pass over a row another
         claimer holds instead of queueing on it. SQLite ignores FOR UPDATE; BEGIN IMMEDIATE
@@ -260,31 +288,45 @@ class JobRepository:
                     device=device,
                     started_at=_first_start(now),
                     updated_at=now,
+                    owner=owner,
+                    lease_expires_at=now + lease if lease is not None else None,
+                    attempts=t.Job.attempts + 1,
                 )
                 .returning(t.Job)
             ).scalar_one()
             return _record(row)
 
     def recover_interrupted(
-        self, kind: JobKind | str, *, stale_after: timedelta | None = None
-    ) -> list[JobRecord]:
+        self, kind: JobKind | str, *, stale_after: timedelta | None = None,
+        owner: str | None = None, expired: bool = False,
+    ) -> list[JobRecord]:  # fmt: skip
         """Requeue jobs of `kind` left running by a process that died, so they resume from
         their checkpoint; ones whose cancel was requested become cancelled instead.
 
-        With `stale_after=None` every running job counts as interrupted: right for a single
-        server calling this at start-up, before it runs anything. With several servers on one
-        database, pass the heartbeat timeout so only jobs silent that long are taken.
+        With no filter every running job counts as interrupted: right for a single server
+        calling this at start-up, before it runs anything. With several servers on one
+        database, narrow it: `owner` takes the jobs that replica held (it restarted),
+        `expired` the jobs whose lease lapsed (their owner stopped renewing it), and
+        `stale_after` the jobs silent that long. Filters given together are alternatives.
         """
         kind = parse_enum(JobKind, kind, "kind")
         now = utcnow()
         where = [t.Job.kind == kind.value, t.Job.state == JobState.RUNNING.value]
+        taken = []
         if stale_after is not None:
-            where.append(t.Job.updated_at < now - stale_after)
+            taken.append(t.Job.updated_at < now - stale_after)
+        if owner is not None:
+            taken.append(t.Job.owner == owner)
+        if expired:
+            # A running job without a lease was claimed before leases existed: fair game.
+            taken.append(or_(t.Job.lease_expires_at.is_(None), t.Job.lease_expires_at < _utc(now)))
+        if taken:
+            where.append(or_(*taken))
         message = "interrupted: the process running it stopped"
         stmt = (
             update(t.Job)
             .where(*where)
-            .values(**_requeue(now), updated_at=now, message=message)
+            .values(**_requeue(now), updated_at=now, message=message, owner=None, lease_expires_at=None)
             .returning(t.Job)
         )
         with self._db.session() as s:
@@ -292,21 +334,29 @@ class JobRepository:
         return sorted(records, key=lambda r: (r.created_at, r.job_id))
 
     def _update(
-        self, job_id: str, sources: set[JobState], values: dict[str, Any], reason: str
-    ) -> JobRecord:
+        self, job_id: str, sources: set[JobState], values: dict[str, Any], reason: str,
+        owner: str | None = None,
+    ) -> JobRecord:  # fmt: skip
+        where = [t.Job.job_id == job_id, t.Job.state.in_([x.value for x in sources])]
+        if owner is not None:
+            # Only the holder moves a running job; a queued one (cancel) has no holder.
+            where.append(or_(t.Job.state != JobState.RUNNING.value, t.Job.owner == owner))
         with self._db.session() as s:
-            row = s.execute(
-                update(t.Job)
-                .where(t.Job.job_id == job_id, t.Job.state.in_([x.value for x in sources]))
-                .values(values)
-                .returning(t.Job)
-            ).scalar_one_or_none()
+            row = s.execute(update(t.Job).where(*where).values(values).returning(t.Job)).scalar_one_or_none()
             if row is None:
                 current = s.get(t.Job, job_id)
                 if current is None:
                     raise NotFoundError("job", job_id)
+                if owner is not None and current.state == JobState.RUNNING.value and current.owner != owner:
+                    raise ConflictError("job", job_id, f"lease lost: {current.owner or 'no one'} holds it now")
                 raise ConflictError("job", job_id, f"{reason} (state is {current.state})")
             return _record(row)
+
+
+def _owned(row: t.Job | None, job_id: str, tenant: str | None) -> t.Job:
+    if row is None or (tenant is not None and row.tenant != tenant):
+        raise NotFoundError("job", job_id)
+    return row
 
 
 def _utc(now: datetime) -> Any:

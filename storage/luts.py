@@ -1,4 +1,4 @@
-"""LUT persistence: per-(lut_name, model) lookup tables and their learned entries.
+"""LUT persistence: per-(tenant, lut_name, model) lookup tables and their learned entries.
 
 The payload of an entry is opaque bytes (the caller serializes its key/value tensors and
 names the format); this module never imports torch. Every change bumps the LUT's `version`
@@ -16,7 +16,7 @@ from storage import schema as t
 from storage.db import Database
 from storage.errors import AlreadyExistsError, NotFoundError, check_name
 from storage.pagination import Page, after_key, clamp_page_size, decode_token, make_page
-from storage.schema import utcnow
+from storage.schema import TENANT_LEN, utcnow
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,11 @@ def _lut_name(lut_name: str, model: str) -> str:
     return f"{model}/{lut_name}"
 
 
+def _key(tenant: str, lut_name: str, model: str) -> tuple:
+    """The WHERE clause of one LUT: the tenant is part of every LUT's identity."""
+    return t.Lut.tenant == tenant, t.Lut.lut_name == lut_name, t.Lut.model == model
+
+
 @dataclass(frozen=True)
 class NewLutEntry:
     """An entry to write in bulk (import)."""
@@ -132,6 +137,7 @@ class LutRepository:
 
     def add_entry(
         self,
+        tenant: str,
         lut_name: str,
         model: str,
         label: str,
@@ -148,12 +154,13 @@ class LutRepository:
         database write lock from BEGIN IMMEDIATE), so concurrent callers in any number of
         threads or processes each get their own version number and none is lost.
         """
+        check_name("tenant", tenant, TENANT_LEN)
         check_name("lut_name", lut_name)
         check_name("model", model)
         check_name("payload_format", payload_format, 64)
         payload = bytes(payload)
         now = utcnow()
-        upsert = self._bump_version(lut_name, model, now)
+        upsert = self._bump_version(tenant, lut_name, model, now)
         with self._db.session() as s:
             lut_id, version = s.execute(upsert).one()
             entry_id = s.execute(
@@ -175,7 +182,7 @@ class LutRepository:
         return LutEntryAdded(entry, LutVersion(lut_id, version))
 
     def replace_entries(
-        self, lut_name: str, model: str, entries: list[NewLutEntry], *, overwrite: bool
+        self, tenant: str, lut_name: str, model: str, entries: list[NewLutEntry], *, overwrite: bool
     ) -> LutVersion:
         """Make `entries` the LUT's whole content in one transaction (import): readers see the
         old entries or all the new ones, never a mix, and a failure changes nothing. A LUT
@@ -185,7 +192,7 @@ class LutRepository:
         for e in entries:
             check_name("payload_format", e.payload_format, 64)
         now = utcnow()
-        upsert = self._bump_version(lut_name, model, now)
+        upsert = self._bump_version(tenant, lut_name, model, now)
         rows = [
             {"label": e.label, "label_context": e.label_context, "payload": bytes(e.payload),
              "payload_format": e.payload_format, "size_bytes": len(e.payload), "created_at": now}
@@ -203,46 +210,42 @@ class LutRepository:
                 s.execute(insert(t.LutEntry), [{**r, "lut_id": lut_id} for r in rows])
         return LutVersion(lut_id, version)
 
-    def _bump_version(self, lut_name: str, model: str, now: datetime):
+    def _bump_version(self, tenant: str, lut_name: str, model: str, now: datetime):
         """Create the LUT at version 1 or add one to its version, returning (id, version). The
         upsert takes the row's write lock, which serialises writers of one LUT."""
         return (
             self._db.insert(t.Lut)
-            .values(lut_name=lut_name, model=model, version=1, created_at=now, updated_at=now)
+            .values(tenant=tenant, lut_name=lut_name, model=model, version=1, created_at=now, updated_at=now)
             .on_conflict_do_update(
-                index_elements=[t.Lut.lut_name, t.Lut.model],
+                index_elements=[t.Lut.tenant, t.Lut.lut_name, t.Lut.model],
                 set_={"version": t.Lut.version + 1, "updated_at": now},
             )
             .returning(t.Lut.id, t.Lut.version)
         )
 
-    def get_lut(self, lut_name: str, model: str) -> LutRecord:
+    def get_lut(self, tenant: str, lut_name: str, model: str) -> LutRecord:
         with self._db.session(readonly=True) as s:
-            row = s.execute(
-                _LUT_ROW.where(t.Lut.lut_name == lut_name, t.Lut.model == model)
-            ).one_or_none()
+            row = s.execute(_LUT_ROW.where(*_key(tenant, lut_name, model))).one_or_none()
         if row is None:
             raise NotFoundError("lut", _lut_name(lut_name, model))
         return LutRecord(*row)
 
-    def get_version(self, lut_name: str, model: str) -> LutVersion | None:
+    def get_version(self, tenant: str, lut_name: str, model: str) -> LutVersion | None:
         """Current version, or None when the LUT does not exist; one indexed row read."""
         with self._db.session(readonly=True) as s:
             row = s.execute(
-                select(t.Lut.id, t.Lut.version).where(
-                    t.Lut.lut_name == lut_name, t.Lut.model == model
-                )
+                select(t.Lut.id, t.Lut.version).where(*_key(tenant, lut_name, model))
             ).one_or_none()
         return None if row is None else LutVersion(*row)
 
     def list_luts(
-        self, *, model: str | None = None, page_size: int = 0, page_token: str = ""
+        self, tenant: str, *, model: str | None = None, page_size: int = 0, page_token: str = ""
     ) -> Page[LutRecord]:
-        """LUTs ordered by (lut_name, model), optionally of one model only."""
+        """The tenant's LUTs ordered by (lut_name, model), optionally of one model only."""
         size = clamp_page_size(page_size)
-        scope = f"luts:{model or ''}"
+        scope = f"luts:{tenant}:{model or ''}"
         key = decode_token(page_token, scope, (str, str))
-        stmt = _LUT_ROW.order_by(t.Lut.lut_name, t.Lut.model).limit(size + 1)
+        stmt = _LUT_ROW.where(t.Lut.tenant == tenant).order_by(t.Lut.lut_name, t.Lut.model).limit(size + 1)
         if model:
             stmt = stmt.where(t.Lut.model == model)
         if key is not None:
@@ -252,14 +255,14 @@ class LutRepository:
         return make_page(rows, size, scope, lambda r: (r.lut_name, r.model))
 
     def list_entries(
-        self, lut_name: str, model: str, *, page_size: int = 0, page_token: str = ""
+        self, tenant: str, lut_name: str, model: str, *, page_size: int = 0, page_token: str = ""
     ) -> Page[LutEntryRecord]:
         """Entries' metadata in insertion order; raises NotFoundError for an unknown LUT."""
         size = clamp_page_size(page_size)
-        scope = f"lut_entries:{model}/{lut_name}"
+        scope = f"lut_entries:{tenant}:{model}/{lut_name}"
         key = decode_token(page_token, scope, (int,))
         with self._db.session(readonly=True) as s:
-            lut_id = self._lut_id(s, lut_name, model)
+            lut_id = self._lut_id(s, tenant, lut_name, model)
             stmt = (
                 select(*_ENTRY_META)
                 .where(t.LutEntry.lut_id == lut_id)
@@ -271,14 +274,14 @@ class LutRepository:
             rows = [LutEntryRecord(*r) for r in s.execute(stmt)]
         return make_page(rows, size, scope, lambda r: (r.id,))
 
-    def delete_entry(self, lut_name: str, model: str, entry_id: int) -> LutVersion:
+    def delete_entry(self, tenant: str, lut_name: str, model: str, entry_id: int) -> LutVersion:
         """Delete one entry and bump the version; returns the new version."""
         with self._db.session() as s:
             # Bump first: it locks the LUT row, serializing with add_entry. If the entry turns
             # out not to exist, raising rolls the bump back with everything else.
             row = s.execute(
                 update(t.Lut)
-                .where(t.Lut.lut_name == lut_name, t.Lut.model == model)
+                .where(*_key(tenant, lut_name, model))
                 .values(version=t.Lut.version + 1, updated_at=utcnow())
                 .returning(t.Lut.id, t.Lut.version)
             ).one_or_none()
@@ -291,16 +294,14 @@ class LutRepository:
                 raise NotFoundError("lut_entry", f"{_lut_name(lut_name, model)}/{entry_id}")
         return LutVersion(*row)
 
-    def delete_lut(self, lut_name: str, model: str) -> None:
+    def delete_lut(self, tenant: str, lut_name: str, model: str) -> None:
         """Delete a LUT; its entries go with it (ON DELETE CASCADE)."""
         with self._db.session() as s:
-            deleted = s.execute(
-                delete(t.Lut).where(t.Lut.lut_name == lut_name, t.Lut.model == model)
-            ).rowcount
+            deleted = s.execute(delete(t.Lut).where(*_key(tenant, lut_name, model))).rowcount
         if deleted == 0:
             raise NotFoundError("lut", _lut_name(lut_name, model))
 
-    def load_entries(self, lut_name: str, model: str) -> LutSnapshot | None:
+    def load_entries(self, tenant: str, lut_name: str, model: str) -> LutSnapshot | None:
         """Every entry with its payload, or None when the LUT does not exist (cold start).
 
         One statement, so the entries and the version come from the same snapshot even on
@@ -309,7 +310,7 @@ class LutRepository:
         stmt = (
             select(t.Lut.id.label("lut_key"), t.Lut.version, *_ENTRY_META, t.LutEntry.payload)
             .outerjoin(t.LutEntry, t.LutEntry.lut_id == t.Lut.id)
-            .where(t.Lut.lut_name == lut_name, t.Lut.model == model)
+            .where(*_key(tenant, lut_name, model))
             .order_by(t.LutEntry.id)
         )
         with self._db.session(readonly=True) as s:
@@ -320,11 +321,17 @@ class LutRepository:
         entries = tuple(LutEntryData(*r[2:]) for r in rows if r[2] is not None)
         return LutSnapshot(lut_name, model, version, entries)
 
+    def count_entries(self, tenant: str) -> int:
+        """Entries over all of the tenant's LUTs (its storage quota)."""
+        with self._db.session(readonly=True) as s:
+            return s.execute(
+                select(func.count()).select_from(t.LutEntry).join(t.Lut, t.Lut.id == t.LutEntry.lut_id)
+                .where(t.Lut.tenant == tenant)
+            ).scalar_one()
+
     @staticmethod
-    def _lut_id(s, lut_name: str, model: str) -> int:
-        lut_id = s.execute(
-            select(t.Lut.id).where(t.Lut.lut_name == lut_name, t.Lut.model == model)
-        ).scalar_one_or_none()
+    def _lut_id(s, tenant: str, lut_name: str, model: str) -> int:
+        lut_id = s.execute(select(t.Lut.id).where(*_key(tenant, lut_name, model))).scalar_one_or_none()
         if lut_id is None:
             raise NotFoundError("lut", _lut_name(lut_name, model))
         return lut_id

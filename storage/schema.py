@@ -41,6 +41,16 @@ NAMING_CONVENTION = {
 
 NAME_LEN = 255
 """Length of name-like columns (LUT names, models, user ids, job ids)."""
+TENANT_LEN = 64
+"""Length of tenant names."""
+DEFAULT_TENANT = "default"
+"""Owner of rows written before tenants existed (and of every row when auth is off)."""
+SHARED_TENANT = ""
+"""Owner of deployment-wide rows: built-in JSON schemas, specialist training jobs."""
+
+
+def _tenant_column() -> Mapped[str]:
+    return mapped_column(String(TENANT_LEN), server_default=DEFAULT_TENANT)
 
 
 def utcnow() -> datetime:
@@ -86,7 +96,7 @@ class Lut(Base):
 
     __tablename__ = "luts"
     __table_args__ = (
-        UniqueConstraint("lut_name", "model"),
+        UniqueConstraint("tenant", "lut_name", "model"),
         CheckConstraint("version >= 1", name="version_positive"),
         # AUTOINCREMENT stops SQLite reusing the id of a deleted LUT, which keeps
         # (id, version) unique over a name's whole history.
@@ -94,6 +104,7 @@ class Lut(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = _tenant_column()
     lut_name: Mapped[str] = mapped_column(String(NAME_LEN))
     model: Mapped[str] = mapped_column(String(NAME_LEN))
     version: Mapped[int] = mapped_column(Integer)
@@ -121,10 +132,11 @@ class ChatSession(Base):
     __tablename__ = "chat_sessions"
     __table_args__ = (
         CheckConstraint("status IN ('active', 'ended')", name="status"),
-        Index(None, "user_id", "created_at"),
+        Index(None, "tenant", "user_id", "created_at"),
     )
 
     session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = _tenant_column()
     user_id: Mapped[str] = mapped_column(String(NAME_LEN))
     model: Mapped[str] = mapped_column(String(NAME_LEN))
     system_prompt: Mapped[str | None] = mapped_column(Text)
@@ -159,6 +171,8 @@ class JsonSchema(Base):
 
     __tablename__ = "json_schemas"
 
+    tenant: Mapped[str] = mapped_column(String(TENANT_LEN), primary_key=True, server_default=DEFAULT_TENANT)
+    """The owner; built-in schemas belong to SHARED_TENANT and every tenant sees them."""
     name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     schema_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
@@ -176,9 +190,12 @@ class Job(Base):
         ),
         # Serves claim_next (oldest queued of a kind) and list(kind).
         Index(None, "kind", "state", "created_at"),
+        Index(None, "tenant", "kind", "created_at"),
     )
 
     job_id: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    tenant: Mapped[str] = _tenant_column()
+    """Who created it; specialist training jobs belong to SHARED_TENANT."""
     kind: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))
     device: Mapped[str | None] = mapped_column(String(64))
@@ -195,6 +212,13 @@ class Job(Base):
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    owner: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    """The replica that holds the job while it runs; None when no one does."""
+    lease_expires_at: Mapped[datetime | None]
+    """When the owner's claim lapses unless its heartbeat renews it; then another replica
+    may requeue the job and resume it from its last checkpoint."""
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    """How many times the job has been claimed (1 for a job that ran once, uninterrupted)."""
 
 
 class Specialist(Base):
@@ -212,3 +236,61 @@ class Specialist(Base):
     metrics: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class Tenant(Base):
+    """A tenant with quotas of its own (tenants without a row use the configured defaults)."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(TENANT_LEN), primary_key=True)
+    quotas: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """An API key: only the hash of its secret is kept; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index(None, "tenant", "created_at"),)
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(TENANT_LEN))
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+ARTIFACT_KEY_LEN = 512
+"""Length of artifact keys (slash-separated paths such as `sae/jobs/<id>/sae.pt`)."""
+
+
+class Artifact(Base):
+    """A named file shared by every replica (corpora, checkpoints, weights): its bytes are
+    the chunks of `blob_id`. A rewrite stores a new blob and swaps the id in one
+    transaction, so readers see the old file or the new one, never a mix."""
+
+    __tablename__ = "artifacts"
+
+    tenant: Mapped[str] = mapped_column(String(TENANT_LEN), primary_key=True)
+    key: Mapped[str] = mapped_column(String(ARTIFACT_KEY_LEN), primary_key=True)
+    blob_id: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ArtifactChunk(Base):
+    """One piece of a blob, in order of `seq`; a blob no artifact names is a write in
+    progress or left by a crash, and is swept once old."""
+
+    __tablename__ = "artifact_chunks"
+    __table_args__ = (Index(None, "created_at"),)
+
+    blob_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,6 +19,8 @@ from server.app import App, create_server
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 # Shared with `make run` so the one-time GGUF conversion happens once per machine.
 MODEL_CACHE = ROOT / "data" / "models"
 
@@ -41,8 +43,6 @@ async def running(settings: Settings) -> AsyncIterator[App]:
         yield app
     finally:
         await app.stop(grace=0.5)
-
-
 
 
 def tiny_config(tmp: Path, tiny_model_dir: Path, extra: str = "") -> Path:
@@ -82,3 +82,41 @@ def wait_serving(port: int, timeout: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"server on port {port} not SERVING after {timeout} s")
+
+
+def pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=2) as conn:
+        conn.execute(sql)
+
+
+@contextlib.contextmanager
+def pg_schema_url() -> Iterator[str]:
+    """The URL of a fresh, uniquely named PostgreSQL schema, dropped afterwards, so tests
+    running at the same time never see each other's rows."""
+    import uuid
+
+    schema = f"test_{uuid.uuid4().hex[:20]}"
+    pg_admin(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        pg_admin(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def start_envoy_for(grpc_port: int, descriptor: Path, folder: Path):
+    """A real Envoy on free ports in front of the gRPC server on `grpc_port` (stop it with
+    `envoy_config.stop_envoy` in a thread)."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import envoy_config
+
+    http_port, admin_port = envoy_config.free_port(), envoy_config.free_port()
+    config = envoy_config.render(grpc_port, http_port, admin_port, descriptor, folder / "envoy.yaml",
+                                 http_host="127.0.0.1")
+    # A thread: Envoy's first health check reaches the in-process server, which needs the
+    # test's event loop to stay free.
+    return await asyncio.to_thread(envoy_config.start_envoy, config, http_port, admin_port,
+                                   log_path=folder / "envoy.log", log_level="warn")

@@ -9,7 +9,6 @@ file paths.
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import signal
 import socket
@@ -20,7 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 import yaml
 
@@ -32,6 +31,8 @@ DESCRIPTOR = ROOT / "build" / "llmserve.pb"
 HCM = "envoy.filters.network.http_connection_manager"
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 CLUSTER = "llmserve_grpc"
+CLUSTERS = (CLUSTER, "llmserve_grpc_sessions")
+"""The clusters of replicas: the same hosts, balanced by least requests and by session."""
 
 
 def envoy_binary() -> str:
@@ -79,13 +80,18 @@ def routes(config: dict[str, Any]) -> list[dict[str, Any]]:
 def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | str = DESCRIPTOR,
            out_path: Path | str = ROOT / "build" / "envoy.yaml", *, http_host: str | None = None,
            grpc_host: str | None = None, web_page: Path | str = WEB_PAGE,
-           source: Path | str = ENVOY_YAML) -> Path:
+           source: Path | str = ENVOY_YAML, backends: Sequence[tuple[str, int]] | None = None,
+           dns: bool = False, admin_host: str | None = None) -> Path:
     """Write a copy of envoy.yaml that listens on `http_port` (REST, web page and
     gRPC passthrough), serves admin on `admin_port`, proxies to the gRPC server
-    on `grpc_port`, and names `descriptor` and `web_page` by absolute path (so
-    Envoy can run from any directory). Returns `out_path`."""
+    on `grpc_port` (or to every replica in `backends`, (host, port) pairs), and names
+    `descriptor` and `web_page` by absolute path (so Envoy can run from any directory).
+    `dns`: the backends are DNS names to resolve and follow (STRICT_DNS; a Kubernetes
+    headless service resolves to every pod). Returns `out_path`."""
     config = copy.deepcopy(load(Path(source)))
     config["admin"]["address"]["socket_address"]["port_value"] = int(admin_port)
+    if admin_host is not None:
+        config["admin"]["address"]["socket_address"]["address"] = admin_host
 
     listener = config["static_resources"]["listeners"][0]["address"]["socket_address"]
     listener["port_value"] = int(http_port)
@@ -93,14 +99,16 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
         listener["address"] = http_host
 
     for cluster in config["static_resources"]["clusters"]:
-        if cluster["name"] != CLUSTER:
+        if cluster["name"] not in CLUSTERS:
             continue
-        for group in cluster["load_assignment"]["endpoints"]:
-            for endpoint in group["lb_endpoints"]:
-                address = endpoint["endpoint"]["address"]["socket_address"]
-                address["port_value"] = int(grpc_port)
-                if grpc_host is not None:
-                    address["address"] = grpc_host
+        endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        host = grpc_host or endpoints[0]["endpoint"]["address"]["socket_address"]["address"]
+        cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": h, "port_value": int(p)}}}}
+            for h, p in (backends or [(host, grpc_port)])]}]
+        if dns:
+            cluster["type"] = "STRICT_DNS"
+            cluster["dns_refresh_rate"] = "5s"
 
     transcoder(config)["proto_descriptor"] = str(Path(descriptor).resolve())
     page = str(Path(web_page).resolve())
@@ -134,6 +142,7 @@ class Envoy:
     admin_port: int
     log_path: Path | None = None
     host: str = "127.0.0.1"
+    admin_host: str = "127.0.0.1"
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -142,7 +151,7 @@ class Envoy:
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"http://{self.admin_host}:{self.admin_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -167,13 +176,17 @@ def _get(url: str, timeout: float) -> tuple[int, str]:
 
 def start_envoy(config_path: Path | str, http_port: int, admin_port: int, *, log_path: Path | str | None = None,
                 log_level: str = "warn", concurrency: int | None = None, ready_timeout: float = 15.0,
-                new_session: bool = False, extra_args: list[str] | None = None) -> Envoy:
+                new_session: bool = False, extra_args: list[str] | None = None, prefix: list[str] | None = None,
+                host: str = "127.0.0.1", admin_host: str = "127.0.0.1") -> Envoy:
     """Start Envoy on a rendered config and wait until admin /ready says LIVE.
 
     Runs with --disable-hot-restart so several instances (tests, `make run`) can
     coexist. stdout (access log) and stderr go to `log_path`, else are inherited.
+    `prefix` runs it inside another command (`ip netns exec NS`); `host` and `admin_host`
+    are where its listener and admin interface are reached.
     Raises RuntimeError with Envoy's log when it exits or is not ready in time."""
-    argv = [envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", log_level]
+    argv = [*(prefix or []), envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level",
+            log_level]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     argv += extra_args or []
@@ -181,7 +194,7 @@ def start_envoy(config_path: Path | str, http_port: int, admin_port: int, *, log
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT if log else None,
                                stdin=subprocess.DEVNULL, start_new_session=new_session)
     envoy = Envoy(process=process, config_path=Path(config_path), http_port=http_port, admin_port=admin_port,
-                  log_path=Path(log_path) if log_path else None, _log=log)
+                  log_path=Path(log_path) if log_path else None, host=host, admin_host=admin_host, _log=log)
     try:
         wait_ready(envoy, ready_timeout)
     except BaseException:
@@ -208,14 +221,21 @@ def wait_ready(envoy: Envoy, timeout: float = 15.0) -> None:
     raise RuntimeError(f"envoy not ready after {timeout:.0f} s (last /ready: {last}):\n{envoy.log_text()}")
 
 
-def backend_health(envoy: Envoy) -> str:
-    """Envoy's health-check verdict on the gRPC backend: 'healthy', or the
-    /clusters health_flags (e.g. '/failed_active_hc')."""
+def hosts_health(envoy: Envoy, cluster: str = CLUSTER) -> dict[str, str]:
+    """Envoy's verdict on each host of `cluster` ('host:port' -> 'healthy', or the
+    /clusters health_flags such as '/failed_active_hc' or '/failed_outlier_check')."""
     _, body = envoy.admin_get("/clusters")
+    out = {}
     for line in body.splitlines():
-        if line.startswith(f"{CLUSTER}::") and "::health_flags::" in line:
-            return line.rsplit("::", 1)[1]
-    return "unknown"
+        if line.startswith(f"{cluster}::") and "::health_flags::" in line:
+            host = line.split("::")[1]
+            out[host] = line.rsplit("::", 1)[1]
+    return out
+
+
+def backend_health(envoy: Envoy) -> str:
+    """Envoy's health-check verdict on the (first) gRPC backend."""
+    return next(iter(hosts_health(envoy).values()), "unknown")
 
 
 def wait_backend_healthy(envoy: Envoy, timeout: float = 15.0) -> None:
@@ -243,9 +263,25 @@ def stop_envoy(envoy: Envoy, timeout: float = 5.0) -> int | None:
     return process.returncode
 
 
-if __name__ == "__main__":  # python tools/envoy_config.py GRPC HTTP ADMIN [OUT]: render only
-    args = sys.argv[1:]
-    if len(args) not in (3, 4):
-        raise SystemExit(f"usage: {os.path.basename(sys.argv[0])} GRPC_PORT HTTP_PORT ADMIN_PORT [OUT]")
-    out = args[3] if len(args) == 4 else ROOT / "build" / "envoy.yaml"
-    print(render(int(args[0]), int(args[1]), int(args[2]), DESCRIPTOR, out))
+def _cli(argv: list[str]) -> Path:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Render envoy.yaml for other ports and replicas.")
+    parser.add_argument("grpc_port", type=int, help="port of the single backend (ignored with --backend)")
+    parser.add_argument("http_port", type=int)
+    parser.add_argument("admin_port", type=int)
+    parser.add_argument("out", nargs="?", default=str(ROOT / "build" / "envoy.yaml"))
+    parser.add_argument("--backend", action="append", default=[], metavar="HOST:PORT",
+                        help="a replica (repeat for each); e.g. --backend llmserve-replicas:50051 --dns")
+    parser.add_argument("--dns", action="store_true", help="backends are DNS names (STRICT_DNS)")
+    parser.add_argument("--http-host")
+    parser.add_argument("--descriptor", default=str(DESCRIPTOR))
+    parser.add_argument("--web-page", default=str(WEB_PAGE))
+    args = parser.parse_args(argv)
+    backends = [(b.rsplit(":", 1)[0], int(b.rsplit(":", 1)[1])) for b in args.backend] or None
+    return render(args.grpc_port, args.http_port, args.admin_port, args.descriptor, args.out,
+                  http_host=args.http_host, backends=backends, dns=args.dns, web_page=args.web_page)
+
+
+if __name__ == "__main__":  # render only: python tools/envoy_config.py GRPC HTTP ADMIN [OUT] [--backend H:P ...]
+    print(_cli(sys.argv[1:]))

@@ -1,16 +1,15 @@
 """Admission checks of a GenerationRequest against one engine's limits (context
-window, vocabulary, model layers, sampler preconditions), the context-window rule,
-and the engine's stats snapshot. Range policy for client input lives in
-`models.validation`; here only what would otherwise break the engine is refused."""
+window, vocabulary, model layers; sampling controls by the one policy), the
+context-window rule, and the engine's stats snapshot."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from models import sampling_policy
 from models.engine.config import EngineConfig
 from models.errors import InvalidArgument
-from models.types import GenerationRequest, SamplingParams
+from models.types import GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -38,20 +37,6 @@ def context_window(model, config: EngineConfig) -> int:
     return min(ctx, config.kv_cache_tokens)
 
 
-def check_params(p: SamplingParams) -> None:
-    """Only what would break the sampler; range policy is `models.validation`'s job."""
-    if p.max_new_tokens < 1:
-        raise InvalidArgument("max_new_tokens", "must be at least 1")
-    if not p.greedy and not (math.isfinite(p.temperature) and p.temperature > 0):
-        raise InvalidArgument("temperature", "must be a finite number >= 0")
-    if not 0.0 < p.top_p <= 1.0:
-        raise InvalidArgument("top_p", "must be in (0, 1]")
-    if p.top_k < 0:
-        raise InvalidArgument("top_k", "must be >= 0")
-    if not (math.isfinite(p.repetition_penalty) and p.repetition_penalty > 0):
-        raise InvalidArgument("repetition_penalty", "must be > 0")
-
-
 def check_request(request: GenerationRequest, *, max_seq_len: int, vocab_size: int, num_layers: int) -> None:
     """Raise InvalidArgument for a request this engine cannot run."""
     n = len(request.prompt_ids)
@@ -61,7 +46,7 @@ def check_request(request: GenerationRequest, *, max_seq_len: int, vocab_size: i
         raise InvalidArgument("prompt_ids", f"the prompt has {n} tokens; the context window is {max_seq_len}")
     if min(request.prompt_ids) < 0 or max(request.prompt_ids) >= vocab_size:
         raise InvalidArgument("prompt_ids", f"token ids must be in [0, {vocab_size})")
-    check_params(request.params)
+    sampling_policy.check(request.params)
     for hook in request.hooks:
         for layer in hook.layers:
             if not -num_layers <= layer < num_layers:

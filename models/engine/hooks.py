@@ -1,64 +1,13 @@
-"""The one per-row extension point of the engine, `RowHook`, and the plumbing that
-routes decoder-layer hidden states to the rows that asked for them.
-
-Features (per-user LUT biasing, JSON-grammar masks, specialist adapters, SAE
-activation capture) attach `RowHook` objects to a `GenerationRequest.hooks`; the
-engine loop never changes for them.
-
-Contract (all calls happen on the engine thread, in this order within a step):
-
-* `layers`: decoder-layer indices (0-based, negative allowed: -1 is the last layer)
-  whose OUTPUT hidden states this hook wants to see. Read once when the row is admitted.
-* `on_hidden(layer, hidden)`: called during every forward pass that includes this
-  row, once per requested layer, with `hidden` = this row's slice of that layer's
-  output, shape [1, q, hidden_size]: q = the prompt-chunk length during prefill
-  (chunks arrive in order and cover the whole prompt), q = 1 for each decode step.
-  Return None to leave it, or a tensor of the same shape to replace this row's hidden
-  states (other rows are never affected). The tensor is a view into the batch: copy it
-  (`.clone()`/`.cpu()`) if you keep it.
-* `on_logits(logits, generated_ids)`: called once per generated token with this row's
-  next-token logits [vocab] (float, on the model's device) and the ids generated so far;
-  return the logits to use (modify in place or return a new tensor). Set a token to
-  -inf to forbid it. Runs before repetition penalty, temperature, top-k and top-p.
-* `on_token(token_id)`: called with every token chosen for this row (after sampling);
-  return True to end the generation now (FinishReason.EOS: the hook declared the
-  output complete; the token itself is kept).
-* `on_finish(reason)`: called once when the row ends for any reason (also cancellation
-  and errors), to release per-row state.
-
-Rows without hooks pay nothing: layer taps are installed only while some running row
-asked for a layer, and `on_logits`/`on_token` are only called for rows with hooks.
-An exception raised by a hook ends only that row, with FinishReason.ERROR.
-"""
+"""Plumbing of the engine's per-row extension point (`models.types.RowHook`): which
+hook methods a hook overrides, where the decoder layers are, and the forward hooks that
+route each layer's hidden states to the rows that asked for them."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from models.types import FinishReason
-
-
-class RowHook:
-    """Base class with no-op defaults; override what you need (see module docstring)."""
-
-    layers: tuple[int, ...] = ()
-
-    def on_hidden(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
-        return None
-
-    def on_logits(self, logits: torch.Tensor, generated_ids: Sequence[int]) -> torch.Tensor:
-        return logits
-
-    def on_token(self, token_id: int) -> bool:
-        return False
-
-    def on_finish(self, reason: "FinishReason") -> None:
-        return None
+from models.types import RowHook
 
 
 def overrides(hook: RowHook, name: str) -> bool:

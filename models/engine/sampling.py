@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models.types import SamplingParams
+from models.sampling_policy import SamplingParams
 
 _sys_random = random.SystemRandom()
 

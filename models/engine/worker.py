@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from models.engine.hooks import HiddenTaps, RowHook, find_decoder_layers, overrides
+from models.engine.hooks import HiddenTaps, find_decoder_layers, overrides
 from models.engine.kv_cache import SlotKVCache
 from models.engine.sampling import RowSampling, SamplingBatch
 from models.engine.scheduler import SchedulerOutput
-from models.types import GenerationRequest
+from models.types import GenerationRequest, RowHook
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """ChatService: durable chat sessions whose replies can be constrained to a JSON Schema.
 
-A thin servicer: protobuf -> `models.chat` domain calls -> protobuf. Domain and storage
+A thin servicer: protobuf -> `domain.chat` domain calls -> protobuf. Domain and storage
 errors become statuses through the one error table (`@servicer`).
 """
 
@@ -16,15 +16,15 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from llmserve.chat.v1 import chat_service_pb2 as pb
 from llmserve.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from llmserve.common.v1 import common_pb2
-from models.chat.factory import build_chat_sessions
-from models.chat.sessions import ChatReply, ChatSessions, ReplyOptions
+from domain.chat.sessions import ChatReply, ChatSessions, ReplyOptions
+from domain.chat.store import ChatMessageRecord, ChatSessionRecord, Sender
 from models.errors import InvalidArgument
 from models.types import TokenEvent
-from server.errors import servicer, to_status
-from server.services.binding import ServiceBinding, ServiceContext, full_name
-from server.services.convert import FINISH_REASONS, final, usage
-from storage.chat import ChatMessageRecord, ChatSessionRecord, Sender
+from server.call_context import tenant
+from server.errors import servicer
+from server.services.binding import ServiceBinding, full_name
+from server.services.convert import FINISH_REASONS, delta, final, finished, sampling_overrides, usage
+from server.streams import in_band_errors
 
 # The seed calls the model's side "llm"; storage calls it "assistant".
 WIRE_SENDER = {Sender.USER: "user", Sender.ASSISTANT: "llm", Sender.SYSTEM: "system"}
@@ -59,10 +59,9 @@ def _session(s: ChatSessionRecord, count: int) -> pb.ChatSession:
 
 def _options(request: Any) -> ReplyOptions:
     which = request.WhichOneof("structured_reply")
-    opt = {name: getattr(request, name) if request.HasField(name) else None
-           for name in ("max_new_tokens", "temperature", "top_p", "top_k", "seed")}
     return ReplyOptions(json_schema_name=request.json_schema_name if which == "json_schema_name" else None,
-                        json_schema=request.json_schema if which == "json_schema" else None, **opt)
+                        json_schema=request.json_schema if which == "json_schema" else None,
+                        sampling=sampling_overrides(request))
 
 
 def _page_size(value: int) -> int:
@@ -93,6 +92,7 @@ def _seq_token(token: str) -> int:
 
 
 def _reply_fields(reply: ChatReply) -> dict[str, Any]:
+    finished(reply.finish)
     return dict(response_json=_struct(reply.parsed), message_id=reply.message.message_id,
                 finish_reason=FINISH_REASONS[reply.finish.reason], usage=usage(reply.finish))
 
@@ -107,16 +107,10 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     def __init__(self, sessions: ChatSessions) -> None:
         self._sessions = sessions
 
-    async def start(self) -> None:
-        await self._sessions.start()
-
-    async def close(self) -> None:
-        await self._sessions.close()
-
     async def StartConversation(self, request: pb.StartConversationRequest,
                                 context: grpc.aio.ServicerContext) -> pb.StartConversationResponse:
         reply = await self._sessions.start_conversation(
-            request.user_id, request.initial_message,
+            tenant(), request.user_id, request.initial_message,
             system_prompt=request.system_prompt if request.HasField("system_prompt") else None,
             model=request.model if request.HasField("model") else None, options=_options(request))
         return pb.StartConversationResponse(session_id=reply.session_id, message=reply.message.content,
@@ -125,7 +119,8 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def SendMessage(self, request: pb.SendMessageRequest,
                           context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
         reply = None
-        async for event in self._sessions.send(request.session_id, request.user_message, _options(request)):
+        async for event in self._sessions.send(tenant(), request.session_id, request.user_message,
+                                               _options(request)):
             if isinstance(event, ChatReply):
                 reply = event
         assert reply is not None
@@ -134,35 +129,32 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
 
     async def StreamMessage(self, request: pb.StreamMessageRequest,
                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StreamMessageResponse]:
-        started = False
-        try:
-            async for event in self._sessions.send(request.session_id, request.user_message, _options(request)):
+        async def messages() -> AsyncIterator[pb.StreamMessageResponse]:
+            async for event in self._sessions.send(tenant(), request.session_id, request.user_message,
+                                                   _options(request)):
                 if isinstance(event, TokenEvent):
-                    started = True
-                    yield pb.StreamMessageResponse(delta=common_pb2.TokenDelta(
-                        text=event.text, token_ids=list(event.token_ids)))
+                    yield pb.StreamMessageResponse(delta=delta(event))
                 else:
                     yield pb.StreamMessageResponse(reply=pb.StreamedReply(
                         message_id=event.message.message_id, updated_session=event.session_id,
                         response_json=_struct(event.parsed)))
-                    yield pb.StreamMessageResponse(final=final(event.finish))
-        except Exception as exc:  # noqa: BLE001 - in-band once the stream has started
-            if not started:
-                raise
-            yield pb.StreamMessageResponse(error=common_pb2.StreamError(status=to_status(exc)))
+                    yield pb.StreamMessageResponse(final=final(finished(event.finish)))
+
+        async for message in in_band_errors(messages(), pb.StreamMessageResponse):
+            yield message
 
     async def GetHistory(self, request: pb.GetHistoryRequest,
                          context: grpc.aio.ServicerContext) -> pb.GetHistoryResponse:
         size = _page_size(request.page_size)
         after = _seq_token(request.page_token) if request.page_token else 0
-        messages = [m for m in await self._sessions.history(request.session_id) if m.seq > after]
+        messages = [m for m in await self._sessions.history(tenant(), request.session_id) if m.seq > after]
         page, rest = (messages[:size], messages[size:]) if size else (messages, [])
         token = _encode_token(f"h:{page[-1].seq}") if rest else ""
         return pb.GetHistoryResponse(messages=[_message(m) for m in page], next_page_token=token)
 
     async def EndConversation(self, request: pb.EndConversationRequest,
                               context: grpc.aio.ServicerContext) -> pb.EndConversationResponse:
-        already = await self._sessions.end(request.session_id)
+        already = await self._sessions.end(tenant(), request.session_id)
         note = "was already ended" if already else "ended"
         return pb.EndConversationResponse(message=f"Session {request.session_id} {note}",
                                           session_id=request.session_id, already_ended=already)
@@ -170,18 +162,18 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def ListSessions(self, request: pb.ListSessionsRequest,
                            context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
         rows, token = await self._sessions.list_sessions(
-            request.user_id if request.HasField("user_id") else None, _page_size(request.page_size),
+            tenant(), request.user_id if request.HasField("user_id") else None, _page_size(request.page_size),
             request.page_token)
         return pb.ListSessionsResponse(sessions=[_session(s, n) for s, n in rows], next_page_token=token)
 
     async def GetSession(self, request: pb.GetSessionRequest,
                          context: grpc.aio.ServicerContext) -> pb.GetSessionResponse:
-        session = await self._sessions.active_session(request.session_id)
-        return pb.GetSessionResponse(session=_session(*await self._sessions.session_with_count(session)))
+        session = await self._sessions.active_session(tenant(), request.session_id)
+        return pb.GetSessionResponse(session=_session(*await self._sessions.session_with_count(tenant(), session)))
 
     async def RegisterSchema(self, request: pb.RegisterSchemaRequest,
                              context: grpc.aio.ServicerContext) -> pb.RegisterSchemaResponse:
-        info = await self._sessions.schemas.register(request.name, request.json_schema, request.description,
+        info = await self._sessions.schemas.register(tenant(), request.name, request.json_schema, request.description,
                                                      request.replace)
         return pb.RegisterSchemaResponse(schema=_schema(info))
 
@@ -189,24 +181,20 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                           context: grpc.aio.ServicerContext) -> pb.ListSchemasResponse:
         size = _page_size(request.page_size) or 100
         after = _decode_token(request.page_token, "s:") if request.page_token else ""
-        infos = [i for i in await self._sessions.schemas.list() if i.name > after]
+        infos = [i for i in await self._sessions.schemas.list(tenant()) if i.name > after]
         page, rest = infos[:size], infos[size:]
         token = _encode_token(f"s:{page[-1].name}") if rest else ""
         return pb.ListSchemasResponse(schemas=[_schema(i) for i in page], next_page_token=token)
 
     async def GetSchema(self, request: pb.GetSchemaRequest,
                         context: grpc.aio.ServicerContext) -> pb.GetSchemaResponse:
-        return pb.GetSchemaResponse(schema=_schema(await self._sessions.schemas.get(request.name)))
+        return pb.GetSchemaResponse(schema=_schema(await self._sessions.schemas.get(tenant(), request.name)))
 
     async def DeleteSchema(self, request: pb.DeleteSchemaRequest,
                            context: grpc.aio.ServicerContext) -> pb.DeleteSchemaResponse:
-        await self._sessions.schemas.delete(request.name)
+        await self._sessions.schemas.delete(tenant(), request.name)
         return pb.DeleteSchemaResponse(name=request.name)
 
 
-def build(ctx: ServiceContext) -> ChatServicer:
-    return ChatServicer(build_chat_sessions(ctx.settings.chat, ctx.database, ctx.manager, redis_url=ctx.settings.redis_url))
-
-
-BINDING = ServiceBinding(full_name(pb, "ChatService"), pb_grpc.add_ChatServiceServicer_to_server, build,
-                         implemented=True)
+BINDING = ServiceBinding(full_name(pb, "ChatService"), pb_grpc.add_ChatServiceServicer_to_server,
+                         lambda ctx: ChatServicer(ctx.features.chat))

@@ -1,17 +1,21 @@
-"""Conversions shared by servicers: protobuf fields -> sampling overrides, and
-engine events -> stream responses with the in-band final/error contract."""
+"""Conversions shared by servicers: a request message's sampling controls, engine
+events -> stream responses (with the in-band final/error contract), usage and finish
+reasons."""
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, Iterable
+import dataclasses
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 from google.protobuf.message import Message
 
 from llmserve.common.v1 import common_pb2
+from models.sampling_policy import ALIASES, CONTROLS
 from models.types import FinishEvent, FinishReason, GenerationEvent, TokenEvent
-from server.errors import to_status
+from server.call_context import record_generation
+from server.streams import in_band_errors
 
-SAMPLING_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "seed")
+M = TypeVar("M", bound=Message)
 
 FINISH_REASONS = {
     FinishReason.STOP_SEQUENCE: common_pb2.FINISH_REASON_STOP_SEQUENCE,
@@ -22,12 +26,22 @@ FINISH_REASONS = {
 }
 
 
-def sampling_overrides(request: Message, fields: Iterable[str] = SAMPLING_FIELDS) -> dict[str, Any]:
-    """Only the controls the client set; the domain fills the rest with defaults."""
-    out: dict[str, Any] = {name: getattr(request, name) for name in fields if request.HasField(name)}
-    stops = getattr(request, "stop_sequences", None)
-    if stops:
-        out["stop_sequences"] = tuple(stops)
+def sampling_overrides(request: Message) -> dict[str, Any]:
+    """The sampling controls the client set on `request`, by name: every field named like
+    a control of the policy (or one of its aliases) is copied when present. Fields with
+    presence count when set, repeated fields when non-empty."""
+    fields = request.DESCRIPTOR.fields_by_name
+    out: dict[str, Any] = {}
+    for name in (*CONTROLS, *ALIASES):
+        field = fields.get(name)
+        if field is None:
+            continue
+        if field.is_repeated:
+            value = getattr(request, name)
+            if value:
+                out[name] = tuple(value)
+        elif field.has_presence and request.HasField(name):
+            out[name] = getattr(request, name)
     return out
 
 
@@ -40,35 +54,48 @@ def final(event: FinishEvent) -> common_pb2.GenerationFinal:
     return common_pb2.GenerationFinal(finish_reason=FINISH_REASONS[event.reason], usage=usage(event), text=event.text)
 
 
+def delta(event: TokenEvent) -> common_pb2.TokenDelta:
+    return common_pb2.TokenDelta(text=event.text, token_ids=list(event.token_ids))
+
+
+def finished(event: FinishEvent) -> FinishEvent:
+    """Count a finished generation against the current call (its tenant's token quota)."""
+    record_generation(event.prompt_tokens, event.completion_tokens, event.reason.value)
+    return event
+
+
 async def collect(events: AsyncIterator[GenerationEvent]) -> FinishEvent:
     """Drain a stream for a unary reply; engine failures become exceptions."""
     async for event in events:
         if isinstance(event, FinishEvent):
             if event.reason is FinishReason.ERROR:
                 raise RuntimeError(event.error or "generation failed")
-            return event
+            return finished(event)
     raise RuntimeError("engine stream ended without a finish event")
 
 
-async def token_stream(events: AsyncIterator[GenerationEvent], response: Callable[..., Message]) -> AsyncIterator[Message]:
-    """Map engine events to `response(delta=...)`, then exactly one `final` or `error`.
+def token_stream(events: AsyncIterator[GenerationEvent], response: Callable[..., Message]) -> AsyncIterator[Message]:
+    """Map engine events to `response(delta=...)`, then exactly one `final` or `error`."""
 
-    An error before the first event propagates (the client gets a real status,
-    REST an HTTP error); after it, the status is sent in-band because the HTTP
-    status line has already gone out.
-    """
-    started = False
-    try:
+    async def messages() -> AsyncIterator[Message]:
         async for event in events:
             if isinstance(event, TokenEvent):
-                started = True
-                yield response(delta=common_pb2.TokenDelta(text=event.text, token_ids=list(event.token_ids)))
+                yield response(delta=delta(event))
             elif event.reason is FinishReason.ERROR:
                 raise RuntimeError(event.error or "generation failed")
             else:
-                yield response(final=final(event))
+                yield response(final=final(finished(event)))
                 return
-    except Exception as exc:  # noqa: BLE001 - reported in-band once streaming started
-        if not started:
-            raise
-        yield response(error=common_pb2.StreamError(status=to_status(exc)))
+
+    return in_band_errors(messages(), response)
+
+
+def mirror(value: Any, message_cls: type[M]) -> M:
+    """The message of a domain dataclass that mirrors it field for field (same names).
+    A field the message lacks is a drift between domain and proto: it raises."""
+    names = message_cls.DESCRIPTOR.fields_by_name
+    values = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    missing = set(values) - set(names)
+    if missing:
+        raise TypeError(f"{message_cls.__name__} has no field {sorted(missing)}")
+    return message_cls(**values)

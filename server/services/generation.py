@@ -14,13 +14,12 @@ from models.manager import ModelManager
 from server.errors import servicer
 from server.services.binding import ServiceBinding, full_name
 from server.services.convert import FINISH_REASONS, collect, sampling_overrides, token_stream, usage
+from server.services.http_compat import body_decides_stream
 
-STREAM_HINT = "this path answers with one JSON reply; POST {path} (REST) or the Stream{rpc} RPC streams tokens"
 
-
-def _reject_stream_flag(request: Any, path: str, rpc: str) -> None:
+def _reject_stream_flag(request: Any, stream_rpc: str) -> None:
     if request.stream:
-        raise InvalidArgument("stream", STREAM_HINT.format(path=path, rpc=rpc))
+        raise InvalidArgument("stream", f"this RPC answers with one reply; {stream_rpc} streams tokens")
 
 
 def _turns(request: Any) -> list[ChatTurn]:
@@ -40,11 +39,18 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
         return await self._generator.prepare_chat(_turns(request), request.model, sampling_overrides(request))
 
     async def Complete(self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
-        _reject_stream_flag(request, "/completion/stream", "Complete")
+        _reject_stream_flag(request, "StreamComplete")
         prepared = await self._completion(request)
         done = await collect(prepared.events())
         return pb.CompleteResponse(text=done.text, prompt=request.prompt, model=prepared.model_name,
                                    usage=usage(done), finish_reason=FINISH_REASONS[done.reason])
+
+    async def CompleteCompat(self, request: pb.CompleteCompatRequest,
+                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.CompleteCompatResponse]:
+        async for piece in body_decides_stream(
+                request.http_body, pb.CompleteRequest, pb.StreamCompleteRequest, lambda r: self.Complete(r, context),
+                lambda r: self.StreamComplete(r, context), pb.CompleteCompatResponse):
+            yield piece
 
     async def StreamComplete(self, request: pb.StreamCompleteRequest,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StreamCompleteResponse]:
@@ -53,11 +59,18 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
             yield message
 
     async def Chat(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> pb.ChatResponse:
-        _reject_stream_flag(request, "/chat/stream", "Chat")
+        _reject_stream_flag(request, "StreamChat")
         prepared = await self._chat(request)
         done = await collect(prepared.events())
         return pb.ChatResponse(message=pb.ChatMessage(role="assistant", content=done.text), model=prepared.model_name,
                                usage=usage(done), finish_reason=FINISH_REASONS[done.reason])
+
+    async def ChatCompat(self, request: pb.ChatCompatRequest,
+                         context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChatCompatResponse]:
+        async for piece in body_decides_stream(
+                request.http_body, pb.ChatRequest, pb.StreamChatRequest, lambda r: self.Chat(r, context),
+                lambda r: self.StreamChat(r, context), pb.ChatCompatResponse):
+            yield piece
 
     async def StreamChat(self, request: pb.StreamChatRequest,
                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StreamChatResponse]:
@@ -78,4 +91,4 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
 
 
 BINDING = ServiceBinding(full_name(pb, "GenerationService"), pb_grpc.add_GenerationServiceServicer_to_server,
-                         lambda ctx: GenerationServicer(ctx.generator, ctx.manager))
+                         lambda ctx: GenerationServicer(ctx.features.generator, ctx.features.manager))

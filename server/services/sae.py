@@ -1,24 +1,28 @@
 """SaeTrainingService: sparse-autoencoder training jobs (seed 002, miStudioTrain).
-Thin: proto -> models.sae -> proto."""
+Thin: proto -> domain.sae -> proto."""
 
 from __future__ import annotations
 
 from typing import Any, AsyncIterator
 
-import grpc
 
 from llmserve.common.v1 import common_pb2
 from llmserve.sae.v1 import sae_service_pb2 as pb
 from llmserve.sae.v1 import sae_service_pb2_grpc as pb_grpc
+from domain.jobs import JobState
+from domain.sae import hardware
+from domain.sae.config import Architecture, TrainParams
+from domain.sae.corpus import UploadedCorpora, StoredCorpus, parse_multipart
+from domain.sae.jobs import SaeJobs
+from domain.sae.model_facts import ModelFacts
+from domain.sae.results import SaeJobStatus
 from models.devices import host_memory
 from models.errors import InvalidArgument, LlmServeError
-from models.sae import hardware
-from models.sae.config import Architecture, TrainParams
-from models.sae.corpus import CorpusStore, StoredCorpus, parse_multipart
-from models.sae.jobs import ModelFacts, SaeJobs
-from server.errors import servicer, to_status
+from server.call_context import tenant
+from server.errors import servicer
 from server.services.binding import ServiceBinding, ServiceContext, full_name
-from storage.jobs import JobRecord, JobRepository, JobState
+from server.services.convert import mirror
+from server.streams import watch_stream
 
 VERSION = "1.2.0"
 STATES = {s: common_pb2.JobState.Value(f"JOB_STATE_{s.name}") for s in JobState}
@@ -46,32 +50,26 @@ def _model_info(facts: ModelFacts, layer: int = 0) -> pb.ModelInfo:
                         hidden_size=s.hidden_size, vocab_size=s.vocab_size, requires_token=False)
 
 
-def _progress(record: JobRecord) -> pb.TrainingProgress:
-    d = record.details or {}
+def _progress(status: SaeJobStatus) -> pb.TrainingProgress:
+    record = status.record
     msg = pb.TrainingProgress(state=STATES[record.state], status=record.state.value, progress=record.progress,
-                              epoch=int(d.get("epoch", 0)), loss=float(d.get("loss", 0.0)),
-                              tokens_processed=int(d.get("tokens_processed", 0)), message=record.message)
-    if d.get("eta_s") is not None and not record.state.terminal:
-        msg.estimated_time_remaining = int(d["eta_s"])
+                              epoch=status.epoch, loss=status.loss, tokens_processed=status.tokens_processed,
+                              message=record.message)
+    if status.eta_s is not None:
+        msg.estimated_time_remaining = int(status.eta_s)
     return msg
 
 
 def _uploaded(stored: StoredCorpus, response: Any) -> Any:
     return response(message="File uploaded successfully", filename=stored.filename, size_bytes=stored.size_bytes,
-                    lines_count=stored.lines, path=str(stored.path))
+                    lines_count=stored.lines, path=stored.location)
 
 
 @servicer
 class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
-    def __init__(self, jobs: SaeJobs, corpora: CorpusStore) -> None:
+    def __init__(self, jobs: SaeJobs, corpora: UploadedCorpora) -> None:
         self._jobs = jobs
         self._corpora = corpora
-
-    async def start(self) -> None:
-        await self._jobs.start()
-
-    async def close(self) -> None:
-        await self._jobs.close()
 
     async def GetGpuStatus(self, request: pb.GetGpuStatusRequest, context) -> pb.GetGpuStatusResponse:
         gpus = hardware.gpus()
@@ -98,15 +96,16 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
         return out
 
     async def CreateTrainingJob(self, request: pb.CreateTrainingJobRequest, context) -> pb.CreateTrainingJobResponse:
-        record, facts = await self._jobs.create(_params(request))
+        record, facts = await self._jobs.create(tenant(), _params(request))
         return pb.CreateTrainingJobResponse(
             job_id=record.job_id, status=record.state.value, state=STATES[record.state],
             message=f"Training job started for {request.model_name}", model_name=request.model_name,
             requires_token=False, memory_check="passed", optimizations_applied="")
 
     async def GetTrainingJob(self, request: pb.GetTrainingJobRequest, context) -> pb.GetTrainingJobResponse:
-        record = await self._jobs.get(request.job_id)
-        p = _progress(record)
+        status = await self._jobs.get(tenant(), request.job_id)
+        record = status.record
+        p = _progress(status)
         out = pb.GetTrainingJobResponse(job_id=record.job_id, status=p.status, state=p.state, progress=p.progress,
                                         current_epoch=p.epoch, current_loss=p.loss, message=record.message,
                                         tokens_processed=p.tokens_processed)
@@ -114,39 +113,39 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
             out.estimated_time_remaining = p.estimated_time_remaining
         if record.checkpoint_path:
             out.last_checkpoint = record.checkpoint_path
-        info = (record.details or {}).get("model_info")
-        if info:
-            out.model_info.CopyFrom(pb.ModelInfo(**info))
+        if status.model_info:
+            out.model_info.CopyFrom(mirror(status.model_info, pb.ModelInfo))
         return out
 
     async def GetTrainingResult(self, request: pb.GetTrainingResultRequest, context) -> pb.GetTrainingResultResponse:
-        record = await self._jobs.result(request.job_id)
-        r = record.result
-        stats = dict(r["training_stats"])
-        feature = pb.FeatureStatistics(**stats.pop("feature_statistics"))
-        metrics = dict(r["metrics"])
-        curve = [pb.LossCurvePoint(**point) for point in metrics.pop("loss_curve")]
-        known = {f.name for f in pb.SaeMetrics.DESCRIPTOR.fields}
+        status, r = await self._jobs.result(tenant(), request.job_id)
+        stats, metrics = r.training_stats, r.metrics
         return pb.GetTrainingResultResponse(
-            job_id=record.job_id, status=record.state.value, state=STATES[record.state],
-            model_path=r["model_path"], activations_path=r["activations_path"], metadata_path=r["metadata_path"],
+            job_id=status.record.job_id, status=status.state.value, state=STATES[status.state],
+            model_path=r.model_path, activations_path=r.activations_path, metadata_path=r.metadata_path,
             training_stats=pb.TrainingStats(
-                final_loss=stats["final_loss"], total_epochs=stats["total_epochs"],
-                training_time_seconds=stats["training_time_seconds"], convergence_epoch=stats["convergence_epoch"],
-                resumed_from_epoch=stats["resumed_from_epoch"], tokens_per_second=stats["tokens_per_second"],
-                feature_statistics=feature),
-            feature_count=r["feature_count"], model_info=pb.ModelInfo(**r["model_info"]),
-            ready_for_find_service=True, checkpoints=r["checkpoints"],
-            metrics=pb.SaeMetrics(loss_curve=curve, **{k: v for k, v in metrics.items() if k in known}),
-            artifacts=pb.SaeArtifacts(**r["artifacts"]))
+                final_loss=stats.final_loss, total_epochs=stats.total_epochs,
+                training_time_seconds=stats.training_time_seconds, convergence_epoch=stats.convergence_epoch,
+                resumed_from_epoch=stats.resumed_from_epoch, tokens_per_second=stats.tokens_per_second,
+                feature_statistics=mirror(stats.feature_statistics, pb.FeatureStatistics)),
+            feature_count=r.feature_count, model_info=mirror(r.model_info, pb.ModelInfo),
+            ready_for_find_service=True, checkpoints=r.checkpoints,
+            metrics=pb.SaeMetrics(
+                fvu=metrics.fvu, l0=metrics.l0, dead_fraction=metrics.dead_fraction,
+                dead_window_tokens=metrics.dead_window_tokens, dense_fraction=metrics.dense_fraction,
+                dense_threshold=metrics.dense_threshold, mean_activation=metrics.mean_activation,
+                ce_loss_score=metrics.ce_loss_score, eval_tokens=metrics.eval_tokens,
+                loss_curve=[mirror(p, pb.LossCurvePoint) for p in metrics.loss_curve]),
+            artifacts=mirror(r.artifacts, pb.SaeArtifacts))
 
     async def ListTrainingJobs(self, request: pb.ListTrainingJobsRequest, context) -> pb.ListTrainingJobsResponse:
         state = JobState[common_pb2.JobState.Name(request.state)[len("JOB_STATE_"):]] if request.state else None
-        page, total = await self._jobs.list(state, request.page_size, request.page_token)
+        page, total = await self._jobs.list(tenant(), state, request.page_size, request.page_token)
         jobs = []
-        for r in page.items:
+        for status in page.items:
+            r = status.record
             item = pb.TrainingJobSummary(job_id=r.job_id, status=r.state.value, state=STATES[r.state],
-                                         model_name=r.params.get("model_name", ""))
+                                         model_name=status.model_name)
             item.created_at.FromDatetime(r.created_at)
             if r.completed_at:
                 item.completed_at.FromDatetime(r.completed_at)
@@ -154,7 +153,7 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
         return pb.ListTrainingJobsResponse(total_jobs=total, jobs=jobs, next_page_token=page.next_page_token)
 
     async def CancelTrainingJob(self, request: pb.CancelTrainingJobRequest, context) -> pb.CancelTrainingJobResponse:
-        record = await self._jobs.cancel(request.job_id)
+        record = (await self._jobs.cancel(tenant(), request.job_id)).record
         message = "Cancelled" if record.state is JobState.CANCELLED else "Cancellation requested"
         return pb.CancelTrainingJobResponse(job_id=record.job_id, status=record.state.value,
                                             state=STATES[record.state], message=message)
@@ -164,18 +163,9 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
         interval = request.min_interval_seconds if request.HasField("min_interval_seconds") else 1.0
         if not 0.1 <= interval <= 60:
             raise InvalidArgument("min_interval_seconds", "must be between 0.1 and 60")
-        watch = self._jobs.watch(request.job_id, interval)
-        first = await anext(watch)  # NOT_FOUND surfaces as a status, before any event
-        try:
-            record = first
-            while True:
-                if record.state.terminal:
-                    yield pb.WatchTrainingJobResponse(final=_progress(record))
-                    return
-                yield pb.WatchTrainingJobResponse(progress=_progress(record))
-                record = await anext(watch)
-        except Exception as exc:  # noqa: BLE001 - the stream already started: report in-band
-            yield pb.WatchTrainingJobResponse(error=common_pb2.StreamError(status=to_status(exc)))
+        async for message in watch_stream(self._jobs.watch(tenant(), request.job_id, interval), lambda s: s.state.terminal,
+                                          pb.WatchTrainingJobResponse, _progress, _progress):
+            yield message
 
     async def CheckMemory(self, request: pb.CheckMemoryRequest, context) -> pb.CheckMemoryResponse:
         facts = await self._facts(request.model_name)
@@ -205,6 +195,8 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
         out = pb.ValidateModelResponse(model_name=request.model_name, requires_token=False)
         try:
             facts = await self._jobs.facts(request.model_name)
+        except InvalidArgument:
+            raise
         except LlmServeError as exc:  # an unknown or unusable model is an answer, not an error
             out.message = exc.message
             return out
@@ -229,7 +221,7 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
                     raise InvalidArgument("chunk", "every message after the first must carry a chunk")
                 yield message.chunk
 
-        return _uploaded(await self._corpora.save(first.filename, chunks()), pb.UploadCorpusResponse)
+        return _uploaded(await self._corpora.save(tenant(), first.filename, chunks()), pb.UploadCorpusResponse)
 
     async def UploadCorpusMultipart(self, request: pb.UploadCorpusMultipartRequest,
                                     context) -> pb.UploadCorpusMultipartResponse:
@@ -238,7 +230,7 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
         async def one():
             yield data
 
-        return _uploaded(await self._corpora.save(filename, one(), field="file"), pb.UploadCorpusMultipartResponse)
+        return _uploaded(await self._corpora.save(tenant(), filename, one(), field="file"), pb.UploadCorpusMultipartResponse)
 
     async def _facts(self, model_name: str) -> ModelFacts:
         if not model_name:
@@ -250,10 +242,7 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
 
 
 def build(ctx: ServiceContext) -> SaeTrainingServicer:
-    config = ctx.settings.sae
-    corpora = CorpusStore(ctx.settings.data_dir / "samples", config.max_upload_bytes)
-    jobs = SaeJobs(ctx.manager, JobRepository(ctx.database), corpora, config, ctx.settings.data_dir / "sae")
-    return SaeTrainingServicer(jobs, corpora)
+    return SaeTrainingServicer(ctx.features.sae, ctx.features.sae_corpora)
 
 
 BINDING = ServiceBinding(full_name(pb, "SaeTrainingService"), pb_grpc.add_SaeTrainingServiceServicer_to_server, build)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Awaitable, Callable
 
@@ -13,8 +12,7 @@ from llmserve.server.v1 import server_service_pb2_grpc as pb_grpc
 from models.devices import GB, gpu_memory, host_memory
 from models.manager import ModelManager
 from server.errors import servicer
-from server.services.binding import ServiceBinding, ServiceContext, full_name
-from storage.specialists import SpecialistRepository
+from server.services.binding import ServiceBinding, full_name
 
 VERSION = "0.1.0"
 
@@ -61,16 +59,6 @@ class ServerServicer(pb_grpc.ServerServiceServicer):
             memory_status=memory, services=states, tokenizer_path=weights, generalist_ckpt_path=weights)
 
 
-def _specialist_names(ctx: ServiceContext) -> Callable[[], Awaitable[list[str]]]:
-    """The seed-003 health field: names of the added specialists, from the database."""
-    repo = SpecialistRepository(ctx.database)
-
-    async def names() -> list[str]:
-        page = await asyncio.to_thread(repo.list, page_size=1000)
-        return [r.name for r in page.items]
-
-    return names
-
-
 BINDING = ServiceBinding(full_name(pb, "ServerService"), pb_grpc.add_ServerServiceServicer_to_server,
-                         lambda ctx: ServerServicer(ctx.manager, ctx.service_states, _specialist_names(ctx)))
+                         lambda ctx: ServerServicer(ctx.features.manager, ctx.service_states,
+                                                    ctx.features.specialists.names))

@@ -1,26 +1,25 @@
 """SpecialistService: specialist catalogue, corpus upload, mixture generation (unary and
-streaming), gate inspection and training jobs. Thin: proto -> models.specialist -> proto."""
+streaming), gate inspection and training jobs. Thin: proto -> domain.specialist -> proto."""
 
 from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from google.api import httpbody_pb2
 
 from llmserve.common.v1 import common_pb2
 from llmserve.specialist.v1 import specialist_service_pb2 as pb
 from llmserve.specialist.v1 import specialist_service_pb2_grpc as pb_grpc
+from domain.jobs import JobState
+from domain.specialist.mixture import Routing
+from domain.specialist.service import SpecialistService, SpecialistView, State, TrainingJob, Trigger
 from models.errors import InvalidArgument, ResourceExhausted
-from models.specialist.mixture import Routing
-from models.specialist.service import SpecialistService, SpecialistView, State, Trigger
-from server.errors import servicer, to_status
-from server.services.binding import ServiceBinding, ServiceContext, full_name
-from server.services.convert import FINISH_REASONS, collect, token_stream, usage
-from storage.jobs import JobRecord, JobRepository, JobState
-from storage.specialists import SpecialistRepository
+from server.errors import servicer
+from server.services.binding import ServiceBinding, full_name
+from server.services.convert import FINISH_REASONS, collect, sampling_overrides, token_stream, usage
+from server.streams import watch_stream
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ TRIGGERS = {Trigger.ADD: pb.TRAINING_JOB_TRIGGER_ADD_SPECIALIST, Trigger.DELETE:
             Trigger.MANUAL: pb.TRAINING_JOB_TRIGGER_MANUAL, Trigger.STARTUP: pb.TRAINING_JOB_TRIGGER_STARTUP}
 ROUTING = {pb.ROUTING_MODE_UNSPECIFIED: Routing.SOFT, pb.ROUTING_MODE_SOFT: Routing.SOFT,
            pb.ROUTING_MODE_HARD: Routing.HARD}
-STATE_FILTER = {v: k.value for k, v in JOB_STATES.items()}
+STATE_FILTER = {v: k for k, v in JOB_STATES.items()}
 
 
 def _specialist(view: SpecialistView) -> pb.Specialist:
@@ -51,16 +50,14 @@ def _specialist(view: SpecialistView) -> pb.Specialist:
     return msg
 
 
-def _job(record: JobRecord) -> pb.TrainingJob:
-    details = record.details or {}
+def _job(job: TrainingJob) -> pb.TrainingJob:
+    record = job.record
     msg = pb.TrainingJob(
-        job_id=record.job_id, state=JOB_STATES[record.state],
-        trigger=TRIGGERS.get(Trigger(record.params.get("trigger", "manual")), pb.TRAINING_JOB_TRIGGER_UNSPECIFIED),
-        specialists=details.get("specialists", record.params.get("specialists", [])), progress=record.progress,
-        step=int(details.get("step", 0)), total_steps=int(details.get("total_steps", record.params.get("steps", 0))),
-        message=record.error if record.state is JobState.FAILED and record.error else record.message)
-    if details.get("loss") is not None:
-        msg.loss = details["loss"]
+        job_id=record.job_id, state=JOB_STATES[record.state], trigger=TRIGGERS[job.trigger],
+        specialists=job.specialists, progress=record.progress, step=job.step, total_steps=job.total_steps,
+        message=job.message)
+    if job.loss is not None:
+        msg.loss = job.loss
     msg.create_time.FromDatetime(record.created_at)
     if record.started_at:
         msg.start_time.FromDatetime(record.started_at)
@@ -69,8 +66,8 @@ def _job(record: JobRecord) -> pb.TrainingJob:
     return msg
 
 
-def _progress(record: JobRecord) -> pb.TrainingJobProgress:
-    job = _job(record)
+def _progress(training_job: TrainingJob) -> pb.TrainingJobProgress:
+    job = _job(training_job)
     msg = pb.TrainingJobProgress(job_id=job.job_id, state=job.state, progress=job.progress, step=job.step,
                                  total_steps=job.total_steps, message=job.message)
     if job.HasField("loss"):
@@ -78,24 +75,10 @@ def _progress(record: JobRecord) -> pb.TrainingJobProgress:
     return msg
 
 
-def _overrides(request: Any) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in ("max_new_tokens", "temperature", "top_k")
-            if request.HasField(name)}
-
-
 @servicer
 class SpecialistServicer(pb_grpc.SpecialistServiceServicer):
     def __init__(self, service: SpecialistService) -> None:
         self._service = service
-
-    async def start(self) -> None:
-        try:
-            await self._service.start()
-        except Exception:  # the other services still serve; this one answers UNAVAILABLE
-            log.exception("specialist service failed to start")
-
-    async def close(self) -> None:
-        await self._service.close()
 
     async def ListSpecialists(self, request, context) -> pb.ListSpecialistsResponse:
         return pb.ListSpecialistsResponse(specialists=[_specialist(v) for v in await self._service.list()])
@@ -111,8 +94,8 @@ class SpecialistServicer(pb_grpc.SpecialistServiceServicer):
     async def AddSpecialist(self, request, context) -> pb.AddSpecialistResponse:
         names, job, view = await self._service.add(request.name)
         return pb.AddSpecialistResponse(
-            message=f"Specialist '{request.name}' added; training job {job.job_id} started.", specialists=names,
-            training_job_id=job.job_id, specialist=_specialist(view))
+            message=f"Specialist '{request.name}' added; training job {job.record.job_id} started.",
+            specialists=names, training_job_id=job.record.job_id, specialist=_specialist(view))
 
     async def UploadSpecialistCorpus(self, request_iterator, context) -> pb.UploadSpecialistCorpusResponse:
         name = file_name = ""
@@ -129,19 +112,19 @@ class SpecialistServicer(pb_grpc.SpecialistServiceServicer):
                 raise ResourceExhausted(f"corpus file is larger than the limit of {limit} bytes", 0.0, "corpus size")
         if first:
             raise InvalidArgument("name", "the upload stream carried no message")
-        path, view = await self._service.upload(name, file_name, bytes(data), overwrite)
-        return pb.UploadSpecialistCorpusResponse(name=name, file_name=path.name, size_bytes=len(data),
+        _, view = await self._service.upload(name, file_name, bytes(data), overwrite)
+        return pb.UploadSpecialistCorpusResponse(name=name, file_name=file_name, size_bytes=len(data),
                                                  specialist=_specialist(view))
 
     async def DeleteSpecialist(self, request, context) -> pb.DeleteSpecialistResponse:
         names, job = await self._service.delete(request.name)
         message = f"Specialist '{request.name}' has been deleted"
-        message += f"; training job {job.job_id} started." if job else "."
+        message += f"; training job {job.record.job_id} started." if job else "."
         return pb.DeleteSpecialistResponse(message=message, specialists=names,
-                                           training_job_id=job.job_id if job else "")
+                                           training_job_id=job.record.job_id if job else "")
 
     async def _prepare(self, request):
-        return await self._service.prepare(request.prompt, _overrides(request), ROUTING[request.routing_mode],
+        return await self._service.prepare(request.prompt, sampling_overrides(request), ROUTING[request.routing_mode],
                                            request.force_specialist)
 
     async def Generate(self, request, context) -> pb.GenerateResponse:
@@ -183,31 +166,11 @@ class SpecialistServicer(pb_grpc.SpecialistServiceServicer):
         return pb.CancelTrainingJobResponse(job=_job(await self._service.cancel_job(request.job_id)))
 
     async def WatchTrainingJob(self, request, context) -> AsyncIterator[pb.WatchTrainingJobResponse]:
-        watch = self._service.watch_job(request.job_id)
-        first = await anext(watch)  # NOT_FOUND here is a normal status, before the stream starts
-        try:
-            async for record in _chain(first, watch):
-                if record.state.terminal:
-                    yield pb.WatchTrainingJobResponse(final=_job(record))
-                    return
-                yield pb.WatchTrainingJobResponse(progress=_progress(record))
-        except Exception as exc:  # noqa: BLE001 - the watch failed after it started: in-band
-            yield pb.WatchTrainingJobResponse(error=common_pb2.StreamError(status=to_status(exc)))
+        async for message in watch_stream(self._service.watch_job(request.job_id),
+                                          lambda job: job.record.state.terminal, pb.WatchTrainingJobResponse,
+                                          _progress, _job):
+            yield message
 
 
-async def _chain(first, rest):
-    yield first
-    async for item in rest:
-        yield item
-
-
-def build(ctx: ServiceContext) -> SpecialistServicer:
-    cfg = ctx.settings.specialist
-    service = SpecialistService(ctx.manager, ctx.generator, SpecialistRepository(ctx.database),
-                                JobRepository(ctx.database), cfg, Path(cfg.corpus_dir or ctx.settings.data_dir),
-                                Path(cfg.weights_dir or ctx.settings.data_dir / "specialists"))
-    ctx.components["specialists"] = service
-    return SpecialistServicer(service)
-
-
-BINDING = ServiceBinding(full_name(pb, "SpecialistService"), pb_grpc.add_SpecialistServiceServicer_to_server, build)
+BINDING = ServiceBinding(full_name(pb, "SpecialistService"), pb_grpc.add_SpecialistServiceServicer_to_server,
+                         lambda ctx: SpecialistServicer(ctx.features.specialists))

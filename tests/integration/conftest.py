@@ -10,12 +10,13 @@ blocking call would stall the server it is waiting for.
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Self
 
 import httpx
 import pytest
@@ -27,6 +28,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import envoy_config  # noqa: E402
 import protogen  # noqa: E402
 
+from tests.support import start_envoy_for  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def descriptor(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -35,14 +38,7 @@ def descriptor(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def _start_envoy(grpc_port: int, descriptor: Path, folder: Path) -> envoy_config.Envoy:
-    http_port, admin_port = envoy_config.free_port(), envoy_config.free_port()
-    config = envoy_config.render(grpc_port, http_port, admin_port, descriptor, folder / "envoy.yaml",
-                                 http_host="127.0.0.1")
-    # Threads: Envoy's first health check reaches the in-process server, which
-    # needs this event loop to stay free.
-    envoy = await asyncio.to_thread(envoy_config.start_envoy, config, http_port, admin_port,
-                                    log_path=folder / "envoy.log", log_level="warn")
-    return envoy
+    return await start_envoy_for(grpc_port, descriptor, folder)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -81,16 +77,18 @@ class GrpcurlResult:
     stderr: str
 
 
+def _grpcurl_argv(grpcurl_path: str, args: tuple[str, ...], data: Any) -> list[str]:
+    request = [] if data is None else ["-d", data if isinstance(data, str) else json.dumps(data)]
+    return [grpcurl_path, "-plaintext", *request, *args]
+
+
 @pytest.fixture(scope="session")
 def grpcurl(grpcurl_path: str):
     """`await grpcurl(*args)` runs the real grpcurl without blocking the server's loop."""
 
     async def run(*args: str, data: Any = None, timeout: float = 60.0) -> GrpcurlResult:
-        argv = [grpcurl_path, "-plaintext"]
-        if data is not None:
-            argv += ["-d", data if isinstance(data, str) else json.dumps(data)]
-        argv += list(args)
-        process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+        process = await asyncio.create_subprocess_exec(*_grpcurl_argv(grpcurl_path, args, data),
+                                                       stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.PIPE)
         try:
             out, err = await asyncio.wait_for(process.communicate(), timeout)
@@ -103,29 +101,77 @@ def grpcurl(grpcurl_path: str):
     return run
 
 
-@dataclass
-class SseEvent:
-    """One server-sent event and when its last line arrived (seconds since the request was sent)."""
+class GrpcurlStream:
+    """The messages grpcurl prints for a server stream, parsed one by one as they arrive."""
 
-    data: dict[str, Any]
-    at: float
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self._text = ""
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._json = json.JSONDecoder()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        while True:
+            self._text = self._text.lstrip()
+            if self._text:
+                try:
+                    message, end = self._json.raw_decode(self._text)
+                except json.JSONDecodeError:
+                    pass  # the rest of this message has not arrived yet
+                else:
+                    self._text = self._text[end:]
+                    return message
+            chunk = await self.process.stdout.read(65536)
+            if not chunk:
+                assert not self._text.strip(), f"grpcurl ended inside a message: {self._text!r}"
+                raise StopAsyncIteration
+            self._text += self._utf8.decode(chunk)
 
 
-async def read_sse(response: httpx.Response, started: float) -> list[SseEvent]:
-    """Parse `data: {...}` events from a streaming response as they arrive."""
-    events: list[SseEvent] = []
+@pytest.fixture(scope="session")
+def grpcurl_stream(grpcurl_path: str):
+    """`async with grpcurl_stream(*args, data=...) as (stream, process):` a server stream
+    through the real grpcurl, read while it runs; `process.returncode` is set on exit."""
+
+    @contextlib.asynccontextmanager
+    async def run(*args: str, data: Any = None) -> AsyncIterator[tuple[GrpcurlStream, asyncio.subprocess.Process]]:
+        process = await asyncio.create_subprocess_exec(*_grpcurl_argv(grpcurl_path, args, data),
+                                                       stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.PIPE)
+        try:
+            yield GrpcurlStream(process), process
+        finally:
+            if process.returncode is None:
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+    return run
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Yield the `data: {...}` events of a streaming response one by one, as they arrive."""
     lines: list[str] = []
     async for line in response.aiter_lines():
         if line == "":
             if lines:
-                events.append(SseEvent(json.loads("\n".join(lines)), time.monotonic() - started))
+                yield json.loads("\n".join(lines))
                 lines = []
             continue
         assert line.startswith("data:"), f"not an SSE data line: {line!r}"
         lines.append(line[len("data:"):].lstrip())
     if lines:
-        events.append(SseEvent(json.loads("\n".join(lines)), time.monotonic() - started))
-    return events
+        yield json.loads("\n".join(lines))
+
+
+async def read_sse(response: httpx.Response) -> list[dict[str, Any]]:
+    """Every `data: {...}` event of a streaming response, to its end."""
+    return [event async for event in sse_events(response)]
 
 
 def field_violations(body: dict[str, Any]) -> list[str]:
@@ -139,7 +185,7 @@ def field_violations(body: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(name="read_sse", scope="session")
 def read_sse_fixture():
-    """`await read_sse(response, started)` -> [SseEvent] (see read_sse)."""
+    """`await read_sse(response)` -> [event dict] (see read_sse)."""
     return read_sse
 
 

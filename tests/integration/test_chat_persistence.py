@@ -15,7 +15,7 @@ import redis
 
 from llmserve.chat.v1 import chat_service_pb2 as pb
 from llmserve.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from models.chat.cache import KEY_PREFIX
+from domain.chat.cache import KEY_PREFIX
 from storage.chat import ChatRepository, Sender
 from storage.db import Database
 from tests.conftest import make_settings, running, tiny_specs
@@ -79,7 +79,7 @@ async def test_sessions_survive_restart_and_redis_cache_stays_fresh(database_url
             # Another replica appends straight to the database: the stale entry is not used.
             other = Database(database_url)
             try:
-                ChatRepository(other).append_message(sid, Sender.USER, "from another replica")
+                ChatRepository(other).append_message("default", sid, Sender.USER, "from another replica")
             finally:
                 other.dispose()
             assert [m.content for m in await _history(stub, sid)][-1] == "from another replica"

@@ -14,7 +14,7 @@ import pytest
 from llmserve.chat.v1 import chat_service_pb2 as pb
 from llmserve.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from llmserve.common.v1 import common_pb2
-from models.structured.schemas import BUILTIN_SCHEMAS
+from domain.structured.schemas import BUILTIN_SCHEMAS
 
 A, B = "3f2b8c1e-0a4d-4c55-9b7e-2d1f6a8e9c01", "7a1d2e3f-4b5c-4d6e-8f90-a1b2c3d4e5f6"
 

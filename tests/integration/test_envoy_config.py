@@ -89,12 +89,14 @@ def test_backend_routes_never_time_out_and_backend_is_health_checked():
     assert backend, "no route to the gRPC backend"
     for route in backend:
         assert route["route"]["timeout"] == "0s", route["name"]
-    (cluster,) = config["static_resources"]["clusters"]
-    options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
-    assert "http2_protocol_options" in options["explicit_http_config"]
-    assert "http2_protocol_options" not in cluster  # the deprecated spelling
-    (check,) = cluster["health_checks"]
-    assert check["grpc_health_check"]["service_name"] == ""
+    clusters = config["static_resources"]["clusters"]
+    assert [c["name"] for c in clusters] == list(envoy_config.CLUSTERS)
+    for cluster in clusters:
+        options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        assert "http2_protocol_options" in options["explicit_http_config"]
+        assert "http2_protocol_options" not in cluster  # the deprecated spelling
+        (check,) = cluster["health_checks"]
+        assert check["grpc_health_check"]["service_name"] == ""
 
 
 def test_web_page_is_self_contained():

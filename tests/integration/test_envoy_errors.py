@@ -43,13 +43,28 @@ async def test_unknown_model_is_404_naming_available_models(http: httpx.AsyncCli
     assert info and info[0]["resource_name"] == "gpt-17"
 
 
-@pytest.mark.parametrize("payload", ['{"prompt": ', '{"prompt": "Hi"', '{"prompt": "Hi"} extra', "prompt=Hi", "[]",
-                                     '{"prompt": 5}', '{"max_new_tokens": "many", "prompt": "Hi"}'])
-async def test_malformed_or_mistyped_json_is_400(http: httpx.AsyncClient, payload: str):
+BAD_BODIES = ['{"prompt": ', '{"prompt": "Hi"', '{"prompt": "Hi"} extra', "prompt=Hi", "[]", '{"prompt": 5}',
+              '{"max_new_tokens": "many", "prompt": "Hi"}']
+
+
+@pytest.mark.parametrize("payload", BAD_BODIES)
+async def test_malformed_or_mistyped_json_on_a_typed_path_is_400_from_envoy(http: httpx.AsyncClient, payload: str):
+    resp = await http.post("/completion/stream", content=payload, headers={"content-type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    # Envoy says what it could not parse (the request never reached the server), in the
+    # same JSON shape as the server's own errors.
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json()["code"] == 3 and resp.json()["message"]
+
+
+@pytest.mark.parametrize("payload", BAD_BODIES)
+async def test_malformed_or_mistyped_json_on_a_compat_path_is_400_naming_the_body(
+        http: httpx.AsyncClient, field_violations, payload: str):
     resp = await http.post("/completion", content=payload, headers={"content-type": "application/json"})
     assert resp.status_code == 400, resp.text
-    assert resp.text  # Envoy says what it could not parse (plain text; the request never reached the server)
-    assert resp.headers["content-type"] == "text/plain"
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json()["code"] == 3
+    assert field_violations(resp.json()) == ["body"]
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("POST", "/v1/completion"), ("GET", "/completion"),

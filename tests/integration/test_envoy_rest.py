@@ -5,6 +5,7 @@ check of the backend."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
 import httpx
@@ -12,9 +13,9 @@ import httpx
 import envoy_config
 
 # Seed 001's curl examples, verbatim bodies (the last one capped: its default is 512 tokens).
-SEED_COMPLETION = {"prompt": "What is the derivative of x^2?", "max_new_tokens": 100, "temperature": 0.7}
-SEED_CHAT = {"messages": [{"role": "user", "content": "Explain the central limit theorem"}], "max_new_tokens": 200}
-SEED_CHAT_SYSTEM = {"messages": [{"role": "system", "content": "You are a statistics expert."},
+HAVOC_COMPLETION = {"prompt": "What is the derivative of x^2?", "max_new_tokens": 100, "temperature": 0.7}
+HAVOC_CHAT = {"messages": [{"role": "user", "content": "Explain the central limit theorem"}], "max_new_tokens": 200}
+HAVOC_CHAT_SYSTEM = {"messages": [{"role": "system", "content": "You are a statistics expert."},
                                  {"role": "user", "content": "What is p-value?"}], "temperature": 0.5,
                     "max_new_tokens": 32}
 CURL_HEADERS = {"accept": "*/*", "user-agent": "curl/8.5.0", "content-type": "application/json"}
@@ -27,27 +28,27 @@ def _usage_ok(usage: dict) -> None:
 
 
 async def test_seed_completion_example(http: httpx.AsyncClient):
-    resp = await http.post("/completion", json=SEED_COMPLETION, headers=CURL_HEADERS)
+    resp = await http.post("/completion", json=HAVOC_COMPLETION, headers=CURL_HEADERS)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
     assert set(body) >= {"text", "prompt", "model", "usage"}
     assert isinstance(body["text"], str)
-    assert body["prompt"] == SEED_COMPLETION["prompt"]
+    assert body["prompt"] == HAVOC_COMPLETION["prompt"]
     assert body["model"] == "tiny"
     _usage_ok(body["usage"])
     assert body["usage"]["completion_tokens"] <= 100
 
 
-async def test_v1_completion_matches_seed_path(http: httpx.AsyncClient):
+async def test_v1_completion_matches_compat_path(http: httpx.AsyncClient):
     request = {"prompt": "The capital of France is", "max_new_tokens": 8, "do_sample": False}
-    seed, v1 = await asyncio.gather(http.post("/completion", json=request), http.post("/v1/completions", json=request))
-    assert seed.status_code == v1.status_code == 200
-    assert seed.json()["text"] == v1.json()["text"]  # greedy: the same RPC behind both paths
+    compat, v1 = await asyncio.gather(http.post("/completion", json=request), http.post("/v1/completions", json=request))
+    assert compat.status_code == v1.status_code == 200
+    assert compat.json()["text"] == v1.json()["text"]  # greedy: the same RPC behind both paths
 
 
 async def test_seed_chat_examples(http: httpx.AsyncClient):
-    for request in (SEED_CHAT, SEED_CHAT_SYSTEM):
+    for request in (HAVOC_CHAT, HAVOC_CHAT_SYSTEM):
         resp = await http.post("/chat", json=request, headers=CURL_HEADERS)
         assert resp.status_code == 200, resp.text
         body = resp.json()
@@ -56,7 +57,7 @@ async def test_seed_chat_examples(http: httpx.AsyncClient):
         assert isinstance(body["message"]["content"], str)
         assert body["model"] == "tiny"
         _usage_ok(body["usage"])
-    v1 = await http.post("/v1/chat/completions", json={**SEED_CHAT, "max_new_tokens": 4})
+    v1 = await http.post("/v1/chat/completions", json={**HAVOC_CHAT, "max_new_tokens": 4})
     assert v1.status_code == 200 and v1.json()["message"]["role"] == "assistant"
 
 
@@ -112,10 +113,24 @@ async def test_list_models(http: httpx.AsyncClient):
 
 
 async def test_known_query_parameter_is_transcoded(http: httpx.AsyncClient):
-    # Known fields may come as query parameters; the request reaches ListSessions.
-    resp = await http.get("/v1/chat/sessions", params={"page_size": 5})
-    assert resp.status_code != 400, resp.text
-    assert "ListSessions" in resp.text or resp.status_code == 200
+    # Known fields may come as query parameters: page_size and page_token reach ListSessions.
+    user = str(uuid.uuid4())
+    started = set()
+    for i in range(3):
+        reply = await http.post("/v1/chat/sessions", json={"user_id": user, "initial_message": f"hello {i}",
+                                                           "max_new_tokens": 1})
+        assert reply.status_code == 200, reply.text
+        started.add(reply.json()["session_id"])
+    first = await http.get("/v1/chat/sessions", params={"user_id": user, "page_size": 2})
+    assert first.status_code == 200, first.text
+    assert len(first.json()["sessions"]) == 2 and first.json()["next_page_token"]
+    rest = await http.get("/v1/chat/sessions", params={"user_id": user, "page_size": 2,
+                                                       "page_token": first.json()["next_page_token"]})
+    assert rest.status_code == 200, rest.text
+    assert len(rest.json()["sessions"]) == 1 and not rest.json()["next_page_token"]
+    assert {s["session_id"] for s in first.json()["sessions"] + rest.json()["sessions"]} == started
+    everything = await http.get("/v1/chat/sessions", params={"user_id": user})
+    assert len(everything.json()["sessions"]) == 3  # the default page holds them all
 
 
 async def test_grpc_client_through_envoy(envoy: envoy_config.Envoy):

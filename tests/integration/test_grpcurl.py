@@ -16,6 +16,7 @@ SERVICES = {
     "llmserve.specialist.v1.SpecialistService",
     "llmserve.sae.v1.SaeTrainingService",
     "llmserve.chat.v1.ChatService",
+    "llmserve.admin.v1.AdminService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
 }

@@ -53,8 +53,9 @@ def test_acknowledged_facts_survive_kill_9(tmp_path: Path, tiny_model_dir: Path)
             stub = pb_grpc.LutServiceStub(channel)
             lut = stub.GetLut(pb.GetLutRequest(lut_name="user_7")).lut
             entries = stub.ListLutEntries(pb.ListLutEntriesRequest(lut_name="user_7", page_size=100)).entries
+            # Threshold 0: the best-matching fact fires, so its stored payload must decode and steer.
             reply = stub.Generate(pb.GenerateRequest(prompt="Tell me about Quenford harbour.", lut_name="user_7",
-                                                     max_new_tokens=4))
+                                                     max_new_tokens=24, threshold=0, temperature=0))
     finally:
         proc.kill()
         proc.wait(timeout=30)
@@ -62,4 +63,4 @@ def test_acknowledged_facts_survive_kill_9(tmp_path: Path, tiny_model_dir: Path)
     assert set(acknowledged) <= stored  # nothing acknowledged is lost
     assert lut.entry_count == len(entries) == lut.version  # every version bump has its entry, nothing torn
     assert all(e.label.startswith("Fact number ") and e.size_bytes > 0 for e in entries)
-    assert reply.completion is not None  # every stored payload decodes: the LUT compiles and generates
+    assert reply.lut_name == "user_7" and reply.completion.strip() in {e.label for e in entries}, reply.completion

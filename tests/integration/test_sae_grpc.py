@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+import torch
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from safetensors.torch import load_file
@@ -19,7 +20,8 @@ from safetensors.torch import load_file
 from llmserve.common.v1 import common_pb2
 from llmserve.sae.v1 import sae_service_pb2 as pb
 from llmserve.sae.v1 import sae_service_pb2_grpc as pb_grpc
-from models.sae.config import SaeConfig
+from domain.sae.config import SaeConfig
+from storage.artifacts import ArtifactRepository
 from tests.support import make_settings, running, tiny_specs
 
 CORPUS = "\n".join(inspect.getdoc(m) or "" for m in (json, os.path, asyncio, inspect, Path)) + "\n"
@@ -78,10 +80,11 @@ def violation(err: grpc.aio.AioRpcError) -> str:
     return ""
 
 
-async def test_upload_train_and_result(stub):
+async def test_upload_train_and_result(stub, sae_app):
     up = await upload(stub, "docs.txt", CORPUS.encode())
     assert (up.filename, up.size_bytes, up.lines_count) == ("docs.txt", len(CORPUS.encode()), CORPUS.count("\n"))
-    assert Path(up.path).read_text() == CORPUS
+    store = ArtifactRepository(sae_app.database)
+    assert up.path == "artifact://sae/corpora/docs.txt" and store.get("default", "sae/corpora/docs.txt").decode() == CORPUS
 
     created = await stub.CreateTrainingJob(job_request())
     assert created.status == "queued" and created.job_id.startswith("train_")
@@ -106,6 +109,9 @@ async def test_upload_train_and_result(stub):
     assert json.loads(Path(result.artifacts.config_path).read_text())["k"] == 8
     assert Path(result.model_path).exists() and Path(result.activations_path).exists()
     assert all(Path(c).exists() for c in result.checkpoints) and result.checkpoints
+    stored = {i.key.rsplit("/", 1)[1]: i for i in store.list("default", f"sae/jobs/{created.job_id}/")}
+    assert {"sae_weights.safetensors", "sae.pt", "cfg.json", "checkpoint_3.pt"} <= set(stored)
+    assert stored["sae_weights.safetensors"].size_bytes == Path(result.artifacts.weights_path).stat().st_size
 
     listed = await stub.ListTrainingJobs(pb.ListTrainingJobsRequest())
     assert created.job_id in [j.job_id for j in listed.jobs] and listed.total_jobs >= 1
@@ -168,8 +174,10 @@ async def test_bad_uploads_store_nothing(stub, sae_app, name, data, field):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await upload(stub, name, data)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and violation(err.value) == field
-    samples = sae_app.settings.data_dir / "samples"
-    assert not (samples / name).exists() and not list(samples.glob(".upload-*"))
+    spool = sae_app.settings.data_dir / "samples" / ".spool"
+    stored = ArtifactRepository(sae_app.database).list("default", "sae/corpora/")
+    assert all(not i.key.endswith("/" + name) for i in stored)
+    assert not list(spool.glob(".upload-*"))
 
 
 async def test_unknown_job_is_not_found(stub):
@@ -190,5 +198,7 @@ async def test_model_facts_and_host_status(stub):
     assert memory.memory_check.required_gb > 0 and memory.memory_check.sufficient
     gpu = await stub.GetGpuStatus(pb.GetGpuStatusRequest())
     assert gpu.host_memory.total_gb > 0
-    if not gpu.cuda_available:
-        assert gpu.device_count == 0 and not gpu.gpus and not gpu.HasField("current_device")
+    assert gpu.cuda_available is torch.cuda.is_available()
+    count = torch.cuda.device_count() if gpu.cuda_available else 0
+    assert gpu.device_count == len(gpu.gpus) == count and gpu.HasField("current_device") == (count > 0)
+    assert sorted(gpu.gpus) == [str(i) for i in range(count)]

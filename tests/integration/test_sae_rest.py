@@ -4,9 +4,9 @@ train, poll status, result, list), its error codes, and a Watch over grpcurl."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
+import torch
 
 CORPUS = "".join(f"Review {i}: the product arrived on time and works as described.\n" for i in range(60))
 
@@ -35,7 +35,7 @@ async def test_seed_002_flow(http: httpx.AsyncClient):
     assert upload.status_code == 200, upload.text
     up = upload.json()
     assert up["message"] == "File uploaded successfully" and up["filename"] == "reviews.txt"
-    assert (up["size_bytes"], up["lines_count"]) == (len(CORPUS), 60) and up["path"].endswith("/samples/reviews.txt")
+    assert (up["size_bytes"], up["lines_count"]) == (len(CORPUS), 60) and up["path"] == "artifact://sae/corpora/reviews.txt"
 
     valid = (await http.post("/api/v1/validate-model", json={"model_name": "tiny"})).json()
     assert valid["valid"] and valid["accessible"] and valid["model_info"]["total_layers"] == 2
@@ -67,7 +67,8 @@ async def test_seed_002_flow(http: httpx.AsyncClient):
     assert jobs["total_jobs"] >= 1 and mine and mine[0]["status"] == "completed" and mine[0]["completed_at"]
 
     gpu = (await http.get("/gpu/status")).json()
-    assert gpu["cuda_available"] is False and gpu["host_memory"]["total_gb"] > 0
+    assert gpu["cuda_available"] is torch.cuda.is_available() and gpu["host_memory"]["total_gb"] > 0
+    assert len(gpu.get("gpus", {})) == gpu["device_count"] == (torch.cuda.device_count() if gpu["cuda_available"] else 0)
 
 
 async def test_seed_002_errors(http: httpx.AsyncClient):
@@ -98,11 +99,22 @@ async def test_cancel_over_rest(http: httpx.AsyncClient):
     assert result.status_code == 400 and "cancelled" in result.json()["message"]  # FAILED_PRECONDITION
 
 
-async def test_watch_over_grpcurl_shows_progress(http: httpx.AsyncClient, grpcurl, envoy):
-    job_id = await _start_job(http, "watch.txt", max_epochs=30)
-    result = await grpcurl(envoy.grpc_target, "llmserve.sae.v1.SaeTrainingService/WatchTrainingJob",
-                           data={"job_id": job_id, "min_interval_seconds": 0.1}, timeout=180)
-    assert result.returncode == 0, result.stderr
-    events = [json.loads(chunk) for chunk in result.stdout.replace("}\n{", "}\x00{").split("\x00") if chunk.strip()]
-    assert "final" in events[-1] and events[-1]["final"]["status"] == "completed"
-    assert sum("final" in e for e in events) == 1 and not any("error" in e for e in events)
+async def test_watch_over_grpcurl_shows_progress(http: httpx.AsyncClient, grpcurl_stream, envoy):
+    job_id = await _start_job(http, "watch.txt", max_epochs=10_000)  # runs until cancelled
+    events = []
+    async with grpcurl_stream(envoy.grpc_target, "llmserve.sae.v1.SaeTrainingService/WatchTrainingJob",
+                              data={"job_id": job_id, "min_interval_seconds": 0.1}) as (stream, process):
+        async with asyncio.timeout(120):
+            async for event in stream:  # progress arrives while the job runs ...
+                events.append(event)
+                if event.get("progress", {}).get("epoch", 0) >= 1:
+                    break
+            cancelled = await http.post(f"/v1/sae/jobs/{job_id}:cancel", json={})
+            assert cancelled.status_code == 200, cancelled.text
+            events += [event async for event in stream]  # ... then the end
+            assert await process.wait() == 0, (await process.stderr.read()).decode()
+    kinds = [next(iter(e)) for e in events]
+    assert kinds[-1] == "final" and set(kinds[:-1]) == {"progress"}, kinds
+    epochs = [e["progress"].get("epoch", 0) for e in events[:-1]]  # grpcurl omits zero values
+    assert epochs[-1] >= 1 and epochs == sorted(epochs), epochs
+    assert events[-1]["final"]["status"] == "cancelled" and events[-1]["final"]["state"] == "JOB_STATE_CANCELLED"

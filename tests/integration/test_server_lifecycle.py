@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from llmserve.specialist.v1 import specialist_service_pb2, specialist_service_pb2_grpc
@@ -45,7 +46,10 @@ async def test_health_document_has_every_seeds_fields(tiny_server):
         reply = await server_service_pb2_grpc.ServerServiceStub(channel).GetHealth(server_service_pb2.GetHealthRequest())
     assert reply.status == "ok" and reply.initialized and reply.model == "tiny" and reply.device == "cpu"
     assert reply.timestamp > 1.7e9 and reply.service == "llmserve"
-    assert not reply.gpu_available and reply.memory_status["host"].total_gb > 0
+    # What the host has, on a CPU-only machine and on a CUDA one alike.
+    assert reply.gpu_available is torch.cuda.is_available() and reply.memory_status["host"].total_gb > 0
+    assert reply.gpu_count == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    assert {k for k in reply.memory_status if k.startswith("gpu_")} == {f"gpu_{i}" for i in range(reply.gpu_count)}
     assert reply.services["llmserve.generation.v1.GenerationService"] == "SERVING"
 
 

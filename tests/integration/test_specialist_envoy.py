@@ -4,12 +4,13 @@ corpus, generate, delete), corpus upload as a raw body, and bad inputs' HTTP cod
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
 import pytest_asyncio
 
-from models.specialist.config import SpecialistConfig
+from domain.specialist.config import SpecialistConfig
 from tests.integration.conftest import _start_envoy
 from tests.support import make_settings, running, tiny_specs
 
@@ -70,8 +71,8 @@ async def test_seed_003_flow_with_curl_paths(rest: httpx.AsyncClient, served):
     assert gen.status_code == 200, gen.text
     out = gen.json()
     assert out["full_text"] == out["prompt"] + out["completion"] and out["specialists"] == ["marketing"]
-    seed = (await rest.post("/generate", json={"prompt": "Act as a marketing advisor:", "max_new_tokens": 8})).json()
-    assert seed["specialists"] == ["marketing"] and seed["full_text"] == seed["prompt"] + seed["completion"]
+    mixture = (await rest.post("/generate", json={"prompt": "Act as a marketing advisor:", "max_new_tokens": 8})).json()
+    assert mixture["specialists"] == ["marketing"] and mixture["full_text"] == mixture["prompt"] + mixture["completion"]
     with_lut = (await rest.post("/generate", json={"prompt": "Hi", "max_new_tokens": 2, "lut_name": "u1"})).json()
     assert with_lut["specialists"] == []  # a LUT request keeps seed 000's meaning
     async with rest.stream("POST", "/v1/specialists:streamGenerate", json={"prompt": "Brand", "max_new_tokens": 4}) as s:
@@ -101,7 +102,7 @@ async def test_bad_inputs_map_to_http_codes(rest: httpx.AsyncClient):
     assert (await rest.get("/v1/specialists/nobody")).status_code == 404
     assert (await rest.delete("/specialists/nobody")).status_code == 404
     bad = await rest.post("/specialists", json={"name": "no/t..safe"})
-    assert bad.status_code in (400, 404)  # a slash cannot even reach the name field
+    assert bad.status_code == 400 and bad.json()["details"][0]["field_violations"][0]["field"] == "name", bad.text
     bad = await rest.post("/specialists", json={"name": "not safe!"})
     assert bad.status_code == 400 and bad.json()["details"][0]["field_violations"][0]["field"] == "name"
     missing = await rest.post("/specialists", json={"name": "ghost"})
@@ -123,10 +124,18 @@ async def test_bad_inputs_map_to_http_codes(rest: httpx.AsyncClient):
     await _completed(rest, first.json()["training_job_id"])
 
 
-async def test_grpcurl_through_envoy(grpcurl, served):
+async def test_grpcurl_through_envoy(grpcurl, served, rest: httpx.AsyncClient):
     target = served[1].grpc_target
-    listed = await grpcurl(target, "llmserve.specialist.v1.SpecialistService/ListSpecialistNames", data={})
+    upload = await rest.post("/v1/specialists/viagrpcurl/corpus/g.txt", content=b"Reached through grpcurl.",
+                             headers={"content-type": "text/plain"})
+    assert upload.status_code == 200, upload.text
+    listed = await grpcurl(target, "llmserve.specialist.v1.SpecialistService/ListSpecialists", data={})
     assert listed.returncode == 0, listed.stderr
-    assert "names" in listed.stdout or listed.stdout.strip() in ("{}", "")
+    by_name = {s["name"]: s for s in json.loads(listed.stdout)["specialists"]}
+    assert by_name["viagrpcurl"]["state"] == "SPECIALIST_STATE_UPLOADED", listed.stdout
+    assert by_name["viagrpcurl"]["corpus_size_bytes"] == str(len(b"Reached through grpcurl."))  # int64 as a string
+    names = await grpcurl(target, "llmserve.specialist.v1.SpecialistService/ListSpecialistNames", data={})
+    assert names.returncode == 0, names.stderr
+    assert json.loads(names.stdout).get("names", []) == (await rest.get("/specialists")).json()
     bad = await grpcurl(target, "llmserve.specialist.v1.SpecialistService/AddSpecialist", data={"name": "a b"})
     assert bad.returncode == 64 + 3 and "name" in bad.stderr, (bad.returncode, bad.stderr)  # INVALID_ARGUMENT

@@ -5,18 +5,24 @@ cancellation, and every bad input's status code."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
 import pytest
 import pytest_asyncio
+import torch
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from llmserve.common.v1 import common_pb2
+from llmserve.generation.v1.generation_service_pb2 import CompleteRequest
+from llmserve.generation.v1.generation_service_pb2_grpc import GenerationServiceStub
 from llmserve.specialist.v1 import specialist_service_pb2 as pb
 from llmserve.specialist.v1 import specialist_service_pb2_grpc as pb_grpc
-from models.specialist.config import SpecialistConfig
+from domain.specialist.config import SpecialistConfig
+from domain.specialist.hook import attached, reset
+from tests.forward_gate import ForwardGate, decode_step
 from tests.support import make_settings, running, tiny_specs
 
 CONFIG = SpecialistConfig(steps=3, batch_size=2, micro_batch=2, seq_len=16, eval_sequences=2, poll_interval_s=0.05,
@@ -24,6 +30,8 @@ CONFIG = SpecialistConfig(steps=3, batch_size=2, micro_batch=2, seq_len=16, eval
 TEXTS = {"alpha": "The cat sat on the mat and looked at the garden. " * 40,
          "beta": "def add(x, y):\n    return x + y\n\nclass Point:\n    pass\n" * 40,
          "general": "People walked to the market in the morning to buy bread. " * 40}
+# Tokens of the swap test's stream: several times what a braked stream needs to outlast a training job.
+LONG_STREAM = 200
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -87,20 +95,48 @@ async def test_first_start_trains_the_corpora_present(stub):
     assert list(names.names) == ["alpha", "beta"] and names.body.data == b'["alpha", "beta"]'
 
 
-async def test_generate_stream_and_routing_options(stub):
+async def forced_reference(app, prompt: str, expert: str, new_tokens: int) -> str:
+    """Greedy text with only `expert` applied, computed apart from the serving path: whole
+    sequences through the model with the serving mixture attached (no engine row, no cache)."""
+    runtime = app.manager.loaded("tiny")
+    mixture, model, tokenizer = app.features.specialists.serving.mixture, runtime.engine.model, runtime.loaded.tokenizer
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+
+    def unit():
+        ids = list(prompt_ids)
+        with torch.no_grad(), attached(model, mixture, forced=mixture.names.index(expert)) as state:
+            for _ in range(new_tokens):
+                reset(state)
+                ids.append(int(model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].argmax()))
+        return tokenizer.decode(ids[len(prompt_ids):])
+        yield  # a generator: the engine runs it as one background unit
+
+    return await runtime.engine.run_background(unit())
+
+
+async def test_generate_stream_and_routing_options(app, stub):
     await startup_done(stub)
-    reply = await stub.Generate(pb.GenerateRequest(prompt="The cat", max_new_tokens=6, temperature=0))
+    greedy = {"prompt": "The cat", "max_new_tokens": 6, "temperature": 0}
+    reply = await stub.Generate(pb.GenerateRequest(**greedy))
     assert reply.full_text == "The cat" + reply.completion and list(reply.specialists) == ["alpha", "beta"]
     assert reply.usage.completion_tokens == 6
-    events = [e async for e in stub.StreamGenerate(pb.StreamGenerateRequest(prompt="The cat", max_new_tokens=6,
-                                                                            temperature=0))]
+    events = [e async for e in stub.StreamGenerate(pb.StreamGenerateRequest(**greedy))]
     assert events[-1].WhichOneof("event") == "final" and events[-1].final.text == reply.completion
-    forced = {}
-    for expert in ("base", "alpha", "beta"):
-        forced[expert] = await stub.Generate(pb.GenerateRequest(prompt="The cat", max_new_tokens=6, temperature=0,
-                                                                force_specialist=expert))
-    hard = await stub.Generate(pb.GenerateRequest(prompt="The cat", max_new_tokens=6, temperature=0,
-                                                  routing_mode=pb.ROUTING_MODE_HARD))
+
+    forced = {expert: (await stub.Generate(pb.GenerateRequest(**greedy, force_specialist=expert))).completion
+              for expert in ("base", "alpha", "beta")}
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        plain = await GenerationServiceStub(channel).Complete(CompleteRequest(
+            prompt="The cat", max_new_tokens=6, do_sample=False, repetition_penalty=1.0))
+    assert forced["base"] == plain.text  # the generalist alone is exactly the base model
+    for expert in ("alpha", "beta"):  # one expert's adapter at every layer, whatever the gates say
+        assert forced[expert] == await forced_reference(app, "The cat", expert, 6), expert
+    assert len(set(forced.values())) == 3, forced  # each expert steers the output its own way
+    forced_hard = await stub.Generate(pb.GenerateRequest(**greedy, force_specialist="beta",
+                                                         routing_mode=pb.ROUTING_MODE_HARD))
+    assert forced_hard.completion == forced["beta"]  # forcing overrides the routing mode
+
+    hard = await stub.Generate(pb.GenerateRequest(**greedy, routing_mode=pb.ROUTING_MODE_HARD))
     assert hard.usage.completion_tokens == 6
     err = await error_of(stub.Generate(pb.GenerateRequest(prompt="x", force_specialist="gamma")))
     assert err.code() == grpc.StatusCode.NOT_FOUND and "base, alpha, beta" in err.details()
@@ -127,9 +163,10 @@ async def _upload(stub, name: str, file_name: str, chunks: list[bytes], overwrit
     return await stub.UploadSpecialistCorpus(messages())
 
 
-async def test_add_swaps_atomically_while_a_generation_runs_then_delete(stub):
+async def test_add_swaps_atomically_while_a_generation_runs_then_delete(app, stub):
     await startup_done(stub)
-    request = pb.StreamGenerateRequest(prompt="Once upon a time", max_new_tokens=200, temperature=0)
+    service, engine = app.features.specialists, app.manager.loaded("tiny").engine
+    request = pb.StreamGenerateRequest(prompt="Once upon a time", max_new_tokens=LONG_STREAM, temperature=0)
     before = [e async for e in stub.StreamGenerate(request)][-1].final.text
 
     text = ("Invoices are due within thirty days of receipt. " * 30).encode()
@@ -137,22 +174,42 @@ async def test_add_swaps_atomically_while_a_generation_runs_then_delete(stub):
     assert up.size_bytes == len(text) and up.specialist.state == pb.SPECIALIST_STATE_UPLOADED
     assert (await stub.GetSpecialist(pb.GetSpecialistRequest(name="gamma"))).specialist.corpus_size_bytes == len(text)
 
-    running_call = stub.StreamGenerate(request)  # started on the old mixture ...
-    first = await running_call.read()
-    assert first.WhichOneof("event") == "delta"
-    added = await stub.AddSpecialist(pb.AddSpecialistRequest(name="gamma"))
-    assert list(added.specialists) == ["alpha", "beta", "gamma"]
-    assert added.specialist.state == pb.SPECIALIST_STATE_TRAINING
-    job = await finish(stub, added.training_job_id)  # ... the swap happens meanwhile ...
-    assert job.state == common_pb2.JOB_STATE_COMPLETED and list(job.specialists) == ["alpha", "beta", "gamma"]
-    rest = []
-    while (event := await running_call.read()) != grpc.aio.EOF:
-        rest.append(event)
-    assert rest[-1].WhichOneof("event") == "final"
-    assert rest[-1].final.text == before  # ... and the generation kept the mixture it started with
+    old_job = service.serving.job_id
+    at_swap: dict[str, int] = {}
 
-    after = await stub.Generate(pb.GenerateRequest(prompt="Invoices", max_new_tokens=3))
+    async def watch_swap(brake: ForwardGate) -> None:
+        while service.serving.job_id == old_job:
+            await asyncio.sleep(0.005)
+        at_swap.update(running_rows=engine.stats().running_rows, received=len(received))
+        brake.open()
+
+    # Until the swap, each decode step waits a little (the brake), so the stream cannot run
+    # out of tokens while the new mixture trains, evaluates and is stored.
+    with ForwardGate(engine.model, max_hold_s=0.03, when=decode_step) as brake:
+        running_call = stub.StreamGenerate(request)  # started on the old mixture ...
+        received = [await running_call.read()]
+        assert received[0].WhichOneof("event") == "delta"
+        added = await stub.AddSpecialist(pb.AddSpecialistRequest(name="gamma"))
+        assert list(added.specialists) == ["alpha", "beta", "gamma"]
+        assert added.specialist.state == pb.SPECIALIST_STATE_TRAINING
+        swapped = asyncio.ensure_future(watch_swap(brake))
+        while (event := await running_call.read()) != grpc.aio.EOF:
+            received.append(event)
+        await asyncio.wait_for(swapped, 120)
+    job = await finish(stub, added.training_job_id)  # ... the swap happened meanwhile ...
+    assert job.state == common_pb2.JOB_STATE_COMPLETED and list(job.specialists) == ["alpha", "beta", "gamma"]
+    assert service.serving.job_id == job.job_id
+    # The row was still generating when the new mixture went in, and tokens came on both sides of it.
+    assert at_swap["running_rows"] == 1 and 1 <= at_swap["received"] < len(received) - 1, (at_swap, len(received))
+    assert received[-1].WhichOneof("event") == "final"
+    assert received[-1].final.text == before  # ... and the generation kept the mixture it started with
+
+    after = await stub.Generate(pb.GenerateRequest(prompt="Once upon a time", max_new_tokens=40, temperature=0))
     assert list(after.specialists) == ["alpha", "beta", "gamma"]
+    assert not before.startswith(after.completion)  # the new mixture answers differently
+    forced = {e: (await stub.Generate(pb.GenerateRequest(prompt="Invoices", max_new_tokens=6, temperature=0,
+                                                         force_specialist=e))).completion for e in ("base", "gamma")}
+    assert forced["gamma"] != forced["base"]
     gamma = (await stub.GetSpecialist(pb.GetSpecialistRequest(name="gamma"))).specialist
     assert gamma.state == pb.SPECIALIST_STATE_READY and gamma.training_job_id == job.job_id
 

@@ -11,7 +11,7 @@ import pytest
 from llmserve.common.v1 import common_pb2
 from llmserve.specialist.v1 import specialist_service_pb2 as pb
 from llmserve.specialist.v1 import specialist_service_pb2_grpc as pb_grpc
-from models.specialist.config import SpecialistConfig
+from domain.specialist.config import SpecialistConfig
 from tests.support import make_settings, running, tiny_specs
 
 CONFIG = SpecialistConfig(steps=2, batch_size=2, micro_batch=2, seq_len=16, eval_sequences=1, poll_interval_s=0.05,

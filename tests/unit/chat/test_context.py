@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from models.chat.cache import RedisHistoryCache
-from models.chat.context import fit_context
+from domain.chat.cache import RedisHistoryCache
+from domain.chat.context import fit_context
 from models.errors import InvalidArgument
 from models.generation import ChatTurn, chat_prompt_ids
 

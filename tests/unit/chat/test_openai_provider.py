@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from models.chat.config import ChatConfig
-from models.chat.factory import build_chat_sessions
-from models.chat.openai import OpenAIProvider
-from models.chat.sessions import ChatReply, ReplyOptions
+from domain.chat.config import ChatConfig
+from domain.secret import Secret
+from domain.chat.factory import build_chat_sessions
+from domain.chat.openai import OpenAIProvider
+from domain.chat.sessions import ChatReply, ReplyOptions
 from models.errors import FailedPrecondition, Unavailable
 from models.generation import ChatTurn
-from models.types import FinishReason, SamplingParams
+from models.types import FinishReason
+from models.sampling_policy import SamplingDefaults, SamplingParams
+from storage.chat import ChatRepository
 from storage.db import Database, sqlite_url
 
 
@@ -73,7 +76,7 @@ class FakeOpenAI:
 
 
 def _config(base_url: str, **kw) -> ChatConfig:
-    values = dict(provider="openai", openai_base_url=base_url, openai_api_key="sk-test", openai_model="remote-1",
+    values = dict(provider="openai", openai_base_url=base_url, openai_api_key=Secret("sk-test"), openai_model="remote-1",
                   openai_backoff_s=0.05, openai_max_retries=3, openai_timeout_s=2.0)
     return ChatConfig(**{**values, **kw})
 
@@ -135,13 +138,13 @@ async def test_chat_service_on_the_openai_provider(tmp_path: Path):
     db.migrate()
     doc = {"source_block_id": str(uuid.uuid4()), "target_block_id": str(uuid.uuid4()), "edge_type": "data"}
     with FakeOpenAI([503], reply="Sure.") as api:
-        sessions = build_chat_sessions(_config(api.base_url), db, manager=None)
+        sessions = build_chat_sessions(_config(api.base_url), ChatRepository(db), None, SamplingDefaults())
         await sessions.start()
-        reply = await sessions.start_conversation(str(uuid.uuid4()), "hello", system_prompt="Be brief.",
+        reply = await sessions.start_conversation("default", str(uuid.uuid4()), "hello", system_prompt="Be brief.",
                                                   model=None, options=ReplyOptions())
         assert reply.message.content == "Sure."
         api.reply = json.dumps(doc)
-        events = [e async for e in sessions.send(reply.session_id, "edge please",
+        events = [e async for e in sessions.send("default", reply.session_id, "edge please",
                                                  ReplyOptions(json_schema_name="EdgeAPIRequest"))]
         await sessions.close()
     final = events[-1]
@@ -150,6 +153,6 @@ async def test_chat_service_on_the_openai_provider(tmp_path: Path):
     assert last["response_format"]["json_schema"]["name"] == "EdgeAPIRequest"
     # The whole conversation went to the API, system prompt first.
     assert [m["role"] for m in last["messages"]] == ["system", "user", "assistant", "user"]
-    history = await sessions.history(reply.session_id)
+    history = await sessions.history("default", reply.session_id)
     assert [m.content for m in history] == ["hello", "Sure.", "edge please", json.dumps(doc)]
     db.dispose()

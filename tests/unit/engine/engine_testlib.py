@@ -87,7 +87,7 @@ async def collect(engine, ids: list[int], params, hooks=()):
     raise AssertionError("stream ended without a FinishEvent")
 
 
-async def wait_steps(engine, n: int, timeout: float = 10.0) -> None:
+async def wait_steps(engine, n: int, timeout: float = 120.0) -> None:
     """Wait until the engine has run `n` more model steps."""
     import asyncio
 
@@ -97,7 +97,7 @@ async def wait_steps(engine, n: int, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.001)
 
 
-async def wait_until(predicate, timeout: float = 10.0) -> None:
+async def wait_until(predicate, timeout: float = 120.0) -> None:
     import asyncio
 
     async with asyncio.timeout(timeout):

@@ -2,7 +2,8 @@
 
 Greedy and seeded-sampled rows must produce the same tokens alone and inside a busy
 batch where requests of different prompt lengths join and leave at different steps
-(padding, position ids, masks, slot compaction and chunked prefill all exercised).
+(padding, position ids, masks, slot compaction and chunked prefill all exercised), on
+tiny random models and, for greedy rows, on the real embedded SmolLM2.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import pytest
 
 from engine_testlib import collect, wait_steps
 
-from models.types import SamplingParams
+from models.engine.config import EngineConfig
+from models.engine.engine import Engine
+from models.generation import ChatTurn, chat_prompt_ids
+from models.loading import load_model
+from models.registry import default_specs
+from models.sampling_policy import SamplingParams
+from tests.support import MODEL_CACHE
 
 PROMPTS = [
     "the quick brown fox",
@@ -94,3 +101,45 @@ async def test_same_seed_same_prompt_concurrently_gives_identical_streams(make_e
     unseeded = await asyncio.gather(*(collect(engine, ids, SamplingParams(max_new_tokens=16, temperature=1.0))
                                       for _ in range(3)))
     assert len({tuple(r[0]) for r in unseeded}) > 1
+
+
+REAL_PROMPTS = [
+    "The capital of France is",
+    "Write a short poem about the sea:",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
+    "Q: At what temperature does water boil at sea level?\nA:",
+    ("Once upon a time, in a small village at the edge of a great forest, there lived an old clockmaker who "
+     "repaired every clock in the valley. One winter morning a stranger arrived with a broken pocket watch "
+     "that ran backwards, and asked him to mend it before the first snow melted. The clockmaker"),
+]
+
+
+REAL_GREEDY = SamplingParams(max_new_tokens=16, temperature=0.0)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    """The real embedded model, loaded the way the server loads it."""
+    return load_model(next(s for s in default_specs() if s.source == "embedded"), MODEL_CACHE)
+
+
+@pytest.mark.slow
+async def test_smollm2_greedy_alone_equals_greedy_in_busy_batch(smollm2):
+    tokenizer = smollm2.tokenizer
+    # A small prefill budget and cache so the long prompt is prefilled in chunks while
+    # other rows decode, and the cache grows mid-batch.
+    engine = Engine(smollm2.model, tokenizer, EngineConfig(prefill_token_budget=48, kv_initial_len=32),
+                    device=smollm2.device)
+    engine.start()
+    try:
+        chat = chat_prompt_ids(tokenizer, [ChatTurn("user", "What is the capital of France?")])
+        prompts = [tokenizer(p)["input_ids"] for p in REAL_PROMPTS] + [chat]
+        assert max(len(p) for p in prompts) > 48  # at least one prompt needs several prefill chunks
+        alone = [await collect(engine, ids, REAL_GREEDY) for ids in prompts]
+        batched = await staggered(engine, [(ids, REAL_GREEDY) for ids in prompts], fillers(tokenizer))
+    finally:
+        engine.stop()
+    for (a_tokens, a_fin, _), (b_tokens, b_fin, _) in zip(alone, batched):
+        assert b_tokens == a_tokens, (tokenizer.decode(a_tokens), tokenizer.decode(b_tokens))
+        assert (b_fin.reason, b_fin.text) == (a_fin.reason, a_fin.text)
+    assert "Paris" in alone[-1][1].text  # the real model, answering

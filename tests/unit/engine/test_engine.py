@@ -4,14 +4,15 @@ background work, lifecycle."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from engine_testlib import byte_ids, collect, wait_steps, wait_until
 
-from models.engine.hooks import RowHook
+from models.types import RowHook
 from models.errors import InvalidArgument, ResourceExhausted, Unavailable
-from models.types import FinishEvent, FinishReason, GenerationRequest, SamplingParams, TokenEvent
+from models.types import FinishEvent, FinishReason, GenerationRequest, TokenEvent
+from models.sampling_policy import SamplingParams
+from tests.forward_gate import ForwardGate
 
 GREEDY = SamplingParams(max_new_tokens=8, temperature=0.0)
 
@@ -129,33 +130,41 @@ async def test_cancellation_frees_the_row_at_the_next_step(make_engine, tokenize
         async with asyncio.timeout(0.02):  # caller's deadline passes mid-stream
             await drain(s)
 
-    deadline_task = asyncio.create_task(with_deadline(streams[2]))
+    # No step can run while the gate holds, so the deadline comes before the stream's end.
+    with ForwardGate(engine.model), pytest.raises(TimeoutError):
+        await with_deadline(streams[2])
     finished = await drain(streams[3])
-    with pytest.raises(TimeoutError):
-        await deadline_task
     assert finished.reason is FinishReason.LENGTH and finished.completion_tokens == 150
     # The expired row may already be gone, leaving the engine idle: wait on the count, not on steps.
     await wait_until(lambda: engine.stats().running_rows == 0)
 
 
-async def test_full_queue_raises_resource_exhausted_promptly(make_engine, tokenizer):
+async def test_full_queue_raises_resource_exhausted_without_waiting_for_a_step(make_engine, tokenizer):
     engine = make_engine(max_batch_rows=1, max_queued_requests=2, retry_after_s=0.25)
     params = SamplingParams(max_new_tokens=200, temperature=0)
     hooks = (NoEos(tokenizer.eos_token_id),)
-    busy = [engine.generate(GenerationRequest(prompt(tokenizer), params, hooks=hooks)) for _ in range(3)]
-    tasks = [asyncio.create_task(anext(busy[0]))]
-    await wait_until(lambda: engine.stats().running_rows == 1)
-    tasks += [asyncio.create_task(anext(s)) for s in busy[1:]]
-    await wait_until(lambda: engine.stats().queued_requests == 2)
-    start = time.monotonic()
-    with pytest.raises(ResourceExhausted) as info:
-        await anext(engine.generate(GenerationRequest(prompt(tokenizer), params)))
-    assert time.monotonic() - start < 0.5
-    assert info.value.retry_after_s == 0.25
-    assert engine.stats().queued_tokens == 2 * len(prompt(tokenizer))
+    # While the gate holds the running row's next forward, no slot or queue place can
+    # free: a refusal that comes back now did not wait for the engine.
+    with ForwardGate(engine.model, let_through=1) as gate:
+        busy = [engine.generate(GenerationRequest(prompt(tokenizer), params, hooks=hooks)) for _ in range(3)]
+        tasks = [asyncio.create_task(anext(busy[0]))]
+        await wait_until(lambda: engine.stats().running_rows == 1 and gate.holding.is_set())
+        tasks += [asyncio.create_task(anext(s)) for s in busy[1:]]
+        await wait_until(lambda: engine.stats().queued_requests == 2)
+        steps = engine.stats().steps
+        with pytest.raises(ResourceExhausted) as info:
+            async with asyncio.timeout(30):  # a guard against a hang, not a speed limit
+                await anext(engine.generate(GenerationRequest(prompt(tokenizer), params)))
+        assert not gate.timed_out and engine.stats().steps == steps
+        assert info.value.retry_after_s == 0.25
+        stats = engine.stats()
+        assert (stats.running_rows, stats.queued_requests) == (1, 2)
+        assert stats.queued_tokens == 2 * len(prompt(tokenizer))  # the refused prompt was not queued
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for stream in busy:
+        await stream.aclose()
     # Cancelled consumers free both the running slot and the queue.
     await wait_until(lambda: engine.stats().queued_requests == 0 and engine.stats().running_rows == 0)
 
@@ -232,10 +241,11 @@ async def test_background_job_errors_and_cancellation(make_engine):
     with pytest.raises(ValueError, match="bad unit"):
         await engine.run_background(failing())
 
-    closed = asyncio.Event()
+    started, closed = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def endless():
+        loop.call_soon_threadsafe(started.set)
         try:
             while True:
                 yield
@@ -243,7 +253,7 @@ async def test_background_job_errors_and_cancellation(make_engine):
             loop.call_soon_threadsafe(closed.set)
 
     task = asyncio.create_task(engine.run_background(endless()))
-    await asyncio.sleep(0.02)
+    await asyncio.wait_for(started.wait(), 30)  # cancelled mid-job, not before its first unit
     task.cancel()
     await asyncio.wait_for(closed.wait(), 5)
     await wait_until(lambda: engine.stats().background_jobs == 0)

@@ -8,8 +8,10 @@ import pytest
 import torch
 from engine_testlib import collect
 
-from models.engine.hooks import RowHook, find_decoder_layers
-from models.types import FinishReason, SamplingParams
+from models.engine.hooks import find_decoder_layers
+from models.types import RowHook
+from models.types import FinishReason
+from models.sampling_policy import SamplingParams
 
 GREEDY = SamplingParams(max_new_tokens=12, temperature=0.0)
 PROMPTS = ["the quick brown fox", "hello world, hello engine", "one two three"]

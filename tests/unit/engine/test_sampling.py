@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from models.engine.sampling import RowSampling, SamplingBatch
-from models.types import SamplingParams
+from models.sampling_policy import SamplingParams
 
 CPU = torch.device("cpu")
 V = 50

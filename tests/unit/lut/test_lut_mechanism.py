@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from models.errors import InvalidArgument
-from models.lut import codec
-from models.lut.config import LutConfig
-from models.lut.hook import LutHook
-from models.lut.keys import compile_lut, content_positions, word_groups
-from models.lut.learn import key_positions, novel_keys
-from models.lut.service import check_lut_name, check_threshold
+from domain.lut import codec
+from domain.lut.config import LutConfig
+from domain.lut.hook import LutHook
+from domain.lut.keys import compile_lut, content_positions, word_groups
+from domain.lut.learn import key_positions, novel_keys
+from domain.lut.service import check_lut_name, check_threshold
 
 
 def _payload(seed: int, n: int = 3, layer: int = 1, label=(5, 6, 7)) -> codec.EntryPayload:

@@ -10,11 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from models.errors import InvalidArgument, ResourceExhausted
-from models.sae.config import Architecture, SaeConfig, TrainParams
-from models.sae.corpus import CorpusStore, parse_multipart
-from models.sae.metrics import CeLoss, Normalizer, activation_metrics
-from models.sae.sae import SparseAutoencoder
-from models.sae.trainer import Progress, Trainer
+from domain.sae.config import Architecture, SaeConfig, TrainParams
+from domain.sae.corpus import UploadedCorpora, parse_multipart
+from storage import Database, sqlite_url
+from storage.artifacts import ArtifactRepository
+from domain.sae.metrics import CeLoss, Normalizer, activation_metrics
+from domain.sae.sae import SparseAutoencoder
+from domain.sae.results import Progress
+from domain.sae.trainer import Trainer
 
 
 def exact_sae(d: int) -> SparseAutoencoder:
@@ -119,7 +122,7 @@ def test_training_learns_sparse_structure(tmp_path):
     summary = run(trainer)
     m = activation_metrics(trainer.sae, trainer.norm, sparse_data(1024), dense_threshold=0.5)
     assert m.fvu < 0.2, m.fvu
-    assert summary.curve[-1]["loss"] < summary.curve[0]["loss"] / 3
+    assert summary.curve[-1].loss < summary.curve[0].loss / 3
     assert summary.epochs == 8 and trainer.progress.tokens == 8 * 4096
 
 
@@ -192,13 +195,40 @@ async def _chunks(*parts: bytes):
 
 
 def test_corpus_upload_checks_utf8_across_chunks_and_size(tmp_path):
-    store = CorpusStore(tmp_path, max_bytes=64)
+    store = ArtifactRepository(_sqlite(tmp_path), chunk_bytes=4)
+    corpora = UploadedCorpora(store, max_bytes=64, spool_dir=tmp_path / "spool")
     euro = "€".encode()  # three bytes split over two chunks must still decode
-    stored = asyncio.run(store.save("a.txt", _chunks(b"one\n", euro[:2], euro[2:] + b"\ntwo")))
-    assert (stored.size_bytes, stored.lines) == (11, 3) and (tmp_path / "a.txt").read_text() == "one\n€\ntwo"
+    stored = asyncio.run(corpora.save("default", "a.txt", _chunks(b"one\n", euro[:2], euro[2:] + b"\ntwo")))
+    assert (stored.size_bytes, stored.lines) == (11, 3) and stored.location == "artifact://sae/corpora/a.txt"
+    assert store.get("default", "sae/corpora/a.txt").decode() == "one\n€\ntwo"
+    assert list(corpora.lines("default", "a.txt")) == ["one\n", "€\n", "two"]  # stored in 4-byte chunks
     with pytest.raises(ResourceExhausted):
-        asyncio.run(store.save("a.txt", _chunks(b"x" * 65)))
-    assert (tmp_path / "a.txt").read_text() == "one\n€\ntwo"  # a failed upload replaces nothing
+        asyncio.run(corpora.save("default", "a.txt", _chunks(b"x" * 65)))
+    with pytest.raises(InvalidArgument):
+        asyncio.run(corpora.save("default", "a.txt", _chunks(b"ok\n", b"\xff")))
+    assert store.get("default", "sae/corpora/a.txt").decode() == "one\n€\ntwo"  # a failed upload replaces nothing
+    assert not list((tmp_path / "spool").iterdir())  # nor leaves a spooled file
+    with pytest.raises(InvalidArgument) as err:
+        corpora.require("other", "a.txt")  # another tenant's corpus is a missing one
+    assert err.value.field == "corpus_file"
+
+
+def test_corpora_left_as_local_files_are_imported_once(tmp_path):
+    legacy = tmp_path / "samples"
+    (legacy / ".tenants" / "alice").mkdir(parents=True)
+    (legacy / "old.txt").write_text("old text\n")
+    (legacy / ".tenants" / "alice" / "hers.txt").write_text("hers\n")
+    store = ArtifactRepository(_sqlite(tmp_path))
+    corpora = UploadedCorpora(store, max_bytes=64, spool_dir=tmp_path / "spool", legacy_dir=legacy)
+    assert corpora.import_legacy() == 2 and corpora.import_legacy() == 0
+    assert list(corpora.lines("default", "old.txt")) == ["old text\n"]
+    assert corpora.require("alice", "hers.txt") == 5
+
+
+def _sqlite(tmp_path):
+    db = Database(sqlite_url(tmp_path))
+    db.migrate()
+    return db
 
 
 def test_multipart_body_gives_the_file_part():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.specialist.mixture import Mixture, PrefixState, Routing
+from domain.specialist.mixture import Mixture, PrefixState, Routing
 
 
 def _trained_like(seed: int = 1) -> Mixture:

@@ -15,6 +15,8 @@ import time
 
 from storage import Database, JobRepository, LutRepository
 
+T = "t1"
+
 
 def main() -> None:
     go_file, url, op, *args = sys.argv[1:]
@@ -32,7 +34,7 @@ def main() -> None:
         repo = LutRepository(db)
         versions = [
             repo.add_entry(
-                lut_name, model, f"{tag}-{i}", f"{tag}-{i}".encode(), payload_format="raw"
+                T, lut_name, model, f"{tag}-{i}", f"{tag}-{i}".encode(), payload_format="raw"
             ).version.version
             for i in range(int(count))
         ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -29,22 +28,24 @@ C, F = JobState.COMPLETED, JobState.FAILED
 def jobs(db: Database) -> JobRepository:
     return JobRepository(db)
 
+T = "t1"
+
 
 def _job_in(jobs: JobRepository, path: list[JobState]) -> str:
-    job_id = jobs.create(SAE, {"layer": 6}).job_id
+    job_id = jobs.create(SAE, {"layer": 6}, tenant=T).job_id
     for state in path:
         jobs.transition(job_id, state)
     return job_id
 
 
 def test_create_and_get(jobs: JobRepository) -> None:
-    job = jobs.create("sae_training", {"layer": 6, "lr": 1e-4}, job_id="train-1")
+    job = jobs.create("sae_training", {"layer": 6, "lr": 1e-4}, tenant=T, job_id="train-1")
     assert (job.state, job.kind, job.progress, job.device) == (Q, SAE, 0.0, None)
     assert jobs.get("train-1") == job
     with pytest.raises(AlreadyExistsError):
-        jobs.create(SPEC, {}, job_id="train-1")
+        jobs.create(SPEC, {}, tenant=T, job_id="train-1")
     with pytest.raises(InvalidArgumentError):
-        jobs.create("cooking", {})
+        jobs.create("cooking", {}, tenant=T)
     with pytest.raises(NotFoundError):
         jobs.get("missing")
 
@@ -143,9 +144,9 @@ def test_request_cancel(jobs: JobRepository) -> None:
 
 
 def test_claim_next_takes_oldest_of_kind(jobs: JobRepository) -> None:
-    first = jobs.create(SAE, {"n": 1}).job_id
-    other_kind = jobs.create(SPEC, {}).job_id
-    second = jobs.create(SAE, {"n": 2}).job_id
+    first = jobs.create(SAE, {"n": 1}, tenant=T).job_id
+    other_kind = jobs.create(SPEC, {}, tenant=T).job_id
+    second = jobs.create(SAE, {"n": 2}, tenant=T).job_id
     claimed = jobs.claim_next(SAE, "cuda:0")
     assert claimed is not None and claimed.job_id == first
     assert (claimed.state, claimed.device) == (R, "cuda:0") and claimed.started_at is not None
@@ -155,7 +156,7 @@ def test_claim_next_takes_oldest_of_kind(jobs: JobRepository) -> None:
 
 
 def test_concurrent_claimers_never_share_a_job(jobs: JobRepository, run_threads) -> None:
-    ids = {jobs.create(SAE, {"i": i}).job_id for i in range(30)}
+    ids = {jobs.create(SAE, {"i": i}, tenant=T).job_id for i in range(30)}
 
     def work(i: int) -> list[str]:
         mine = []
@@ -171,7 +172,7 @@ def test_concurrent_claimers_never_share_a_job(jobs: JobRepository, run_threads)
 def test_claimers_in_separate_processes_never_share_a_job(
     db_url: str, jobs: JobRepository, run_processes
 ) -> None:
-    ids = {jobs.create(SPEC, {"i": i}).job_id for i in range(40)}
+    ids = {jobs.create(SPEC, {"i": i}, tenant=T).job_id for i in range(40)}
     outputs = run_processes([[db_url, "claim", SPEC.value, f"dev{i}"] for i in range(3)])
     claimed = [j for out in outputs for j in json.loads(out)]
     assert len(claimed) == len(set(claimed)) and set(claimed) == ids
@@ -183,7 +184,7 @@ def test_recover_interrupted_requeues_or_cancels_running_jobs(jobs: JobRepositor
     doomed = _job_in(jobs, [R])
     jobs.request_cancel(doomed)
     untouched = [_job_in(jobs, []), _job_in(jobs, [R, C])]
-    other_kind = jobs.create(SPEC, {}).job_id
+    other_kind = jobs.create(SPEC, {}, tenant=T).job_id
     jobs.transition(other_kind, R)
 
     recovered = {j.job_id: j for j in jobs.recover_interrupted(SAE)}
@@ -197,18 +198,38 @@ def test_recover_interrupted_requeues_or_cancels_running_jobs(jobs: JobRepositor
     assert jobs.claim_next(SAE, "cuda:0").job_id in {resumable, untouched[0]}
 
 
-def test_recover_interrupted_spares_jobs_with_a_fresh_heartbeat(jobs: JobRepository) -> None:
+class FakeClock:
+    """Stands in for the repository's clock: time moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = t.utcnow()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def test_recover_interrupted_spares_jobs_with_a_fresh_heartbeat(jobs: JobRepository, monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("storage.jobs.utcnow", clock)
     silent = _job_in(jobs, [R])
-    time.sleep(0.3)
+    beating = _job_in(jobs, [R])
+    clock.advance(minutes=10)
+    jobs.update_progress(beating, 0.3)  # a progress report is the heartbeat
     alive = _job_in(jobs, [R])
-    recovered = jobs.recover_interrupted(SAE, stale_after=timedelta(seconds=0.2))
+    clock.advance(seconds=59)
+    recovered = jobs.recover_interrupted(SAE, stale_after=timedelta(minutes=1))
     assert [j.job_id for j in recovered] == [silent]
-    assert jobs.get(alive).state is R
+    assert [jobs.get(j).state for j in (silent, beating, alive)] == [Q, R, R]
+    clock.advance(seconds=2)  # now both are a minute silent
+    assert {j.job_id for j in jobs.recover_interrupted(SAE, stale_after=timedelta(minutes=1))} == {beating, alive}
 
 
 def test_list_filters_and_pages_newest_first(jobs: JobRepository) -> None:
-    sae = [jobs.create(SAE, {"i": i}).job_id for i in range(5)]
-    spec = jobs.create(SPEC, {}).job_id
+    sae = [jobs.create(SAE, {"i": i}, tenant=T).job_id for i in range(5)]
+    spec = jobs.create(SPEC, {}, tenant=T).job_id
     jobs.transition(sae[0], R)
     seen, token = [], ""
     while True:
@@ -225,7 +246,7 @@ def test_list_filters_and_pages_newest_first(jobs: JobRepository) -> None:
 
 def test_list_pages_through_identical_timestamps(db: Database, jobs: JobRepository) -> None:
     # Keyset pages must break created_at ties by job_id, or rows at a page edge are skipped.
-    jobs.create(SAE, {}, job_id="seed")
+    jobs.create(SAE, {}, tenant=T, job_id="seed")
     seed = _row_values(jobs.get("seed"))
     with db.session() as s:
         for i in range(5):
@@ -241,3 +262,42 @@ def test_list_pages_through_identical_timestamps(db: Database, jobs: JobReposito
 
 def _row_values(job) -> dict:
     return {**vars(job), "kind": job.kind.value, "state": job.state.value}
+
+
+def test_claims_carry_an_owner_a_lease_and_a_count(jobs: JobRepository) -> None:
+    job_id = jobs.create(SAE, {}, tenant=T).job_id
+    claimed = jobs.claim_next(SAE, "cpu", owner="replica-0", lease=timedelta(seconds=30))
+    assert (claimed.job_id, claimed.owner, claimed.attempts) == (job_id, "replica-0", 1)
+    assert claimed.lease_expires_at > claimed.updated_at
+    renewed = jobs.update_progress(job_id, 0.5, owner="replica-0", lease=timedelta(seconds=60))
+    assert renewed.lease_expires_at > claimed.lease_expires_at
+    done = jobs.transition(job_id, C, owner="replica-0", result={})
+    assert (done.owner, done.lease_expires_at) == ("replica-0", None)  # who ran it stays on record
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_off(jobs: JobRepository, monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("storage.jobs.utcnow", clock)
+    job_id = jobs.create(SAE, {}, tenant=T).job_id
+    jobs.claim_next(SAE, "cpu", owner="replica-0", lease=timedelta(seconds=20))
+    clock.advance(seconds=19)
+    assert jobs.recover_interrupted(SAE, expired=True) == []  # still held
+    clock.advance(seconds=2)
+    (requeued,) = jobs.recover_interrupted(SAE, expired=True)
+    assert (requeued.state, requeued.owner) == (Q, None)
+    again = jobs.claim_next(SAE, "cpu", owner="replica-1", lease=timedelta(seconds=30))
+    assert (again.owner, again.attempts) == ("replica-1", 2)
+    for late_write in (lambda: jobs.update_progress(job_id, 0.9, owner="replica-0"),
+                       lambda: jobs.transition(job_id, C, owner="replica-0", result={})):
+        with pytest.raises(ConflictError, match="lease lost"):
+            late_write()
+    assert jobs.get(job_id).state is R and jobs.get(job_id).owner == "replica-1"
+
+
+def test_recovery_at_start_takes_only_this_replicas_jobs(jobs: JobRepository) -> None:
+    mine = jobs.create(SAE, {}, tenant=T).job_id
+    jobs.claim_next(SAE, "cpu", owner="replica-0", lease=timedelta(seconds=30))
+    theirs = jobs.create(SAE, {}, tenant=T).job_id
+    jobs.claim_next(SAE, "cpu", owner="replica-1", lease=timedelta(seconds=30))
+    assert [r.job_id for r in jobs.recover_interrupted(SAE, owner="replica-0", expired=True)] == [mine]
+    assert jobs.get(theirs).state is R

@@ -10,8 +10,8 @@ import torch
 from transformers import AutoTokenizer
 
 from models.errors import InvalidArgument
-from models.structured.grammar import GrammarCompiler
-from models.structured.schemas import builtin_schema_texts, check_schema
+from domain.structured.grammar import GrammarCompiler
+from domain.structured.schemas import builtin_schema_texts, check_schema
 
 UUID_EDGE = json.loads(builtin_schema_texts()["EdgeAPIRequest"])
 
@@ -57,12 +57,38 @@ def test_unsatisfiable_or_unresolvable_schemas_are_refused_up_front(compiler, sc
         compiler.compile(check_schema(json.dumps(schema), "json_schema"), "json_schema")
 
 
-def test_second_compile_is_a_cache_hit_under_a_millisecond(compiler):
-    spec = check_schema(json.dumps(UUID_EDGE), "json_schema_name", "EdgeAPIRequest")
+class CountingCompiler:
+    """The real xgrammar compiler, counting the schemas it is asked to compile."""
+
+    def __init__(self, real) -> None:
+        self.real, self.compiled = real, []
+
+    def compile_json_schema(self, text, **options):
+        self.compiled.append(text)
+        return self.real.compile_json_schema(text, **options)
+
+
+def test_second_compile_is_a_cache_hit(compiler, monkeypatch):
+    counting = CountingCompiler(compiler._compiler)
+    monkeypatch.setattr(compiler, "_compiler", counting)
+    schema = {"type": "object", "properties": {"cache_probe": {"type": "integer"}}, "required": ["cache_probe"]}
+    spec = check_schema(json.dumps(schema), "json_schema")
     first = compiler.compile(spec, "x")
-    again = [compiler.compile(spec, "x") for _ in range(5)]
-    assert all(c.cached and c.grammar is first.grammar for c in again)
-    assert min(c.compile_ms for c in again) < 1.0
+    again = [compiler.compile(check_schema(json.dumps(schema, indent=2), "json_schema"), "x") for _ in range(5)]
+    assert not first.cached and all(c.cached and c.grammar is first.grammar for c in again)
+    assert counting.compiled == [spec.text]  # xgrammar compiled it once; the spacing did not matter
+
+
+def test_cache_keeps_the_most_recently_used_schemas(compiler, monkeypatch):
+    counting = CountingCompiler(compiler._compiler)
+    monkeypatch.setattr(compiler, "_compiler", counting)
+    monkeypatch.setattr("domain.structured.grammar.CACHE_ENTRIES", 2)
+    a, b, c = (check_schema(json.dumps({"type": "object", "properties": {f"lru_{k}": {"type": "boolean"}}}), "s")
+               for k in "abc")
+    for spec in (a, b, a, c):  # a is used again before c arrives, so b is the one evicted
+        compiler.compile(spec, "s")
+    assert [compiler.compile(spec, "s").cached for spec in (a, c, b)] == [True, True, False]
+    assert counting.compiled == [a.text, b.text, c.text, b.text]
 
 
 @pytest.mark.parametrize("seed", range(3))

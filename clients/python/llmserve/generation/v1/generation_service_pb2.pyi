@@ -1,4 +1,5 @@
 from google.api import annotations_pb2 as _annotations_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from llmserve.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -41,6 +42,18 @@ class CompleteRequest(_message.Message):
     seed: int
     stream: bool
     def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ...) -> None: ...
+
+class CompleteCompatRequest(_message.Message):
+    __slots__ = ("http_body",)
+    HTTP_BODY_FIELD_NUMBER: _ClassVar[int]
+    http_body: _httpbody_pb2.HttpBody
+    def __init__(self, http_body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class CompleteCompatResponse(_message.Message):
+    __slots__ = ("body",)
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    body: _httpbody_pb2.HttpBody
+    def __init__(self, body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
     __slots__ = ("text", "prompt", "model", "usage", "finish_reason")
@@ -117,6 +130,18 @@ class ChatRequest(_message.Message):
     seed: int
     stream: bool
     def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ...) -> None: ...
+
+class ChatCompatRequest(_message.Message):
+    __slots__ = ("http_body",)
+    HTTP_BODY_FIELD_NUMBER: _ClassVar[int]
+    http_body: _httpbody_pb2.HttpBody
+    def __init__(self, http_body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class ChatCompatResponse(_message.Message):
+    __slots__ = ("body",)
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    body: _httpbody_pb2.HttpBody
+    def __init__(self, body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("message", "model", "usage", "finish_reason")

@@ -28,10 +28,11 @@ if _version_not_supported:
 class GenerationServiceStub:
     """Text completion and chat on a base model, unary and server-streaming.
 
-    REST: the clean surface is /v1/completions and /v1/chat/completions; the
-    seed paths POST /completion and POST /chat are bound too. A stream has its
-    own path (`:stream` on /v1, `/stream` on the seed paths) and is sent as
-    Server-Sent Events through Envoy.
+    REST: POST /completion and POST /chat (and /v1/completions, /v1/chat/completions)
+    take the JSON of CompleteRequest / ChatRequest; with "stream": true in the body
+    the reply is a Server-Sent Events stream (the CompleteCompat and ChatCompat
+    adapters decide). Streams also have their own paths (`:stream` on /v1,
+    `/stream` on the short paths).
     """
 
     def __init__(self, channel):
@@ -45,6 +46,11 @@ class GenerationServiceStub:
                 request_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteRequest.SerializeToString,
                 response_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteResponse.FromString,
                 _registered_method=True)
+        self.CompleteCompat = channel.unary_stream(
+                '/llmserve.generation.v1.GenerationService/CompleteCompat',
+                request_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteCompatRequest.SerializeToString,
+                response_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteCompatResponse.FromString,
+                _registered_method=True)
         self.StreamComplete = channel.unary_stream(
                 '/llmserve.generation.v1.GenerationService/StreamComplete',
                 request_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.StreamCompleteRequest.SerializeToString,
@@ -54,6 +60,11 @@ class GenerationServiceStub:
                 '/llmserve.generation.v1.GenerationService/Chat',
                 request_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatRequest.SerializeToString,
                 response_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatResponse.FromString,
+                _registered_method=True)
+        self.ChatCompat = channel.unary_stream(
+                '/llmserve.generation.v1.GenerationService/ChatCompat',
+                request_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatCompatRequest.SerializeToString,
+                response_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatCompatResponse.FromString,
                 _registered_method=True)
         self.StreamChat = channel.unary_stream(
                 '/llmserve.generation.v1.GenerationService/StreamChat',
@@ -70,14 +81,24 @@ class GenerationServiceStub:
 class GenerationServiceServicer:
     """Text completion and chat on a base model, unary and server-streaming.
 
-    REST: the clean surface is /v1/completions and /v1/chat/completions; the
-    seed paths POST /completion and POST /chat are bound too. A stream has its
-    own path (`:stream` on /v1, `/stream` on the seed paths) and is sent as
-    Server-Sent Events through Envoy.
+    REST: POST /completion and POST /chat (and /v1/completions, /v1/chat/completions)
+    take the JSON of CompleteRequest / ChatRequest; with "stream": true in the body
+    the reply is a Server-Sent Events stream (the CompleteCompat and ChatCompat
+    adapters decide). Streams also have their own paths (`:stream` on /v1,
+    `/stream` on the short paths).
     """
 
     def Complete(self, request, context):
         """Completes a prompt and returns the whole text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteCompat(self, request, context):
+        """REST adapter of POST /completion: the body is a CompleteRequest in JSON; the
+        reply is Complete's JSON, or StreamComplete's events as Server-Sent Events when
+        the body says "stream": true. gRPC clients call Complete or StreamComplete.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +113,15 @@ class GenerationServiceServicer:
 
     def Chat(self, request, context):
         """Answers a conversation (system/user/assistant messages) through the model's chat template.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChatCompat(self, request, context):
+        """REST adapter of POST /chat: the body is a ChatRequest in JSON; the reply is
+        Chat's JSON, or StreamChat's events as Server-Sent Events when the body says
+        "stream": true. gRPC clients call Chat or StreamChat.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,6 +149,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     request_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteRequest.FromString,
                     response_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteResponse.SerializeToString,
             ),
+            'CompleteCompat': grpc.unary_stream_rpc_method_handler(
+                    servicer.CompleteCompat,
+                    request_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteCompatRequest.FromString,
+                    response_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteCompatResponse.SerializeToString,
+            ),
             'StreamComplete': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamComplete,
                     request_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.StreamCompleteRequest.FromString,
@@ -128,6 +163,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.Chat,
                     request_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatRequest.FromString,
                     response_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatResponse.SerializeToString,
+            ),
+            'ChatCompat': grpc.unary_stream_rpc_method_handler(
+                    servicer.ChatCompat,
+                    request_deserializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatCompatRequest.FromString,
+                    response_serializer=llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatCompatResponse.SerializeToString,
             ),
             'StreamChat': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamChat,
@@ -150,10 +190,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
 class GenerationService:
     """Text completion and chat on a base model, unary and server-streaming.
 
-    REST: the clean surface is /v1/completions and /v1/chat/completions; the
-    seed paths POST /completion and POST /chat are bound too. A stream has its
-    own path (`:stream` on /v1, `/stream` on the seed paths) and is sent as
-    Server-Sent Events through Envoy.
+    REST: POST /completion and POST /chat (and /v1/completions, /v1/chat/completions)
+    take the JSON of CompleteRequest / ChatRequest; with "stream": true in the body
+    the reply is a Server-Sent Events stream (the CompleteCompat and ChatCompat
+    adapters decide). Streams also have their own paths (`:stream` on /v1,
+    `/stream` on the short paths).
     """
 
     @staticmethod
@@ -173,6 +214,33 @@ class GenerationService:
             '/llmserve.generation.v1.GenerationService/Complete',
             llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteRequest.SerializeToString,
             llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteCompat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llmserve.generation.v1.GenerationService/CompleteCompat',
+            llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteCompatRequest.SerializeToString,
+            llmserve_dot_generation_dot_v1_dot_generation__service__pb2.CompleteCompatResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -227,6 +295,33 @@ class GenerationService:
             '/llmserve.generation.v1.GenerationService/Chat',
             llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatRequest.SerializeToString,
             llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChatCompat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llmserve.generation.v1.GenerationService/ChatCompat',
+            llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatCompatRequest.SerializeToString,
+            llmserve_dot_generation_dot_v1_dot_generation__service__pb2.ChatCompatResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -363,10 +363,16 @@ class TrainingJobSummary(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., model_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
 
 class CancelTrainingJobRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "options")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    options: CancelOptions
+    def __init__(self, job_id: _Optional[str] = ..., options: _Optional[_Union[CancelOptions, _Mapping]] = ...) -> None: ...
+
+class CancelOptions(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class CancelTrainingJobResponse(_message.Message):
     __slots__ = ("job_id", "status", "message", "state")

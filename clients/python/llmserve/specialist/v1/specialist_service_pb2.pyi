@@ -366,10 +366,16 @@ class ListTrainingJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CancelTrainingJobRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "options")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    options: CancelOptions
+    def __init__(self, job_id: _Optional[str] = ..., options: _Optional[_Union[CancelOptions, _Mapping]] = ...) -> None: ...
+
+class CancelOptions(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class CancelTrainingJobResponse(_message.Message):
     __slots__ = ("job",)

@@ -1,0 +1,222 @@
+"""xgrammar grammars for JSON Schemas, compiled once per (tokenizer, schema text), and
+`JsonGrammarHook`, the engine `RowHook` that constrains one row's decoding to a grammar.
+
+The hook works on the engine thread: `on_logits` applies the token bitmask prepared for
+the current grammar state; `on_token` advances the matcher, prepares the next bitmask
+and returns True as soon as the JSON document is complete, so a finished reply does not
+wait for the model to choose an end-of-sequence token.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import xgrammar as xgr
+
+from models.types import RowHook
+from models.errors import InvalidArgument
+from domain.structured.schemas import JsonSchemaSpec
+
+# Compact JSON: no free whitespace, so a sampled model cannot spend its token budget on
+# spaces and newlines (xgrammar's default with any_whitespace=False is ", " and ": ").
+SEPARATORS = (",", ":")
+CACHE_ENTRIES = 256
+_LOCATION = re.compile(r"^\[[^\]]*\]\s*\S+\.cc:\d+:\s*")
+
+
+@dataclass(frozen=True)
+class CompiledSchema:
+    """A checked schema and its grammar for one tokenizer."""
+
+    spec: JsonSchemaSpec
+    grammar: xgr.CompiledGrammar
+    compile_ms: float
+    """Time this lookup took: the real compile on first use, the cache hit afterwards."""
+    cached: bool
+
+    masks: "TokenMasks | None" = None
+
+    def hook(self, budget: int | None = None) -> "JsonGrammarHook":
+        """A fresh row hook; `budget` (the row's max_new_tokens) lets it close the document
+        before the limit instead of being cut mid-string."""
+        return JsonGrammarHook(self.grammar, self.masks, budget)
+
+
+@dataclass(frozen=True)
+class TokenMasks:
+    """Per-tokenizer token classes the hook narrows to (xgrammar bitmask layout)."""
+
+    quote: torch.Tensor
+    """Tokens whose text contains a double quote (inside a string: the ones that end it)."""
+    closer: torch.Tensor
+    """Tokens whose text contains '}' or ']' (outside strings: the ones that end a container)."""
+    vocab: Sequence[bytes]
+    """Decoded bytes of every token, to follow whether the document is inside a string."""
+
+
+class GrammarCompiler:
+    """One tokenizer's xgrammar compiler plus an LRU of compiled schemas by canonical text.
+
+    Thread-safe: compiles run in worker threads (`asyncio.to_thread`) so the event loop and
+    the engine thread never wait for one.
+    """
+
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+        self._compiler = xgr.GrammarCompiler(self.info, max_threads=2, cache_enabled=False)
+        vocab = self.info.decoded_vocab
+        self.masks = TokenMasks(_char_mask(vocab, vocab_size, b'"'), _char_mask(vocab, vocab_size, b"}]"), vocab)
+        self._cache: OrderedDict[str, xgr.CompiledGrammar] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def compile(self, spec: JsonSchemaSpec, field: str) -> CompiledSchema:
+        """The grammar of `spec`; InvalidArgument naming `field` when xgrammar refuses it
+        (unsatisfiable constraints such as minimum > maximum, unresolvable $ref, a regex
+        it cannot handle)."""
+        start = time.perf_counter()
+        with self._lock:
+            grammar = self._cache.get(spec.text)
+            if grammar is not None:
+                self._cache.move_to_end(spec.text)
+                return CompiledSchema(spec, grammar, (time.perf_counter() - start) * 1e3, True, self.masks)
+        try:
+            grammar = self._compiler.compile_json_schema(spec.text, any_whitespace=False, separators=SEPARATORS,
+                                                         strict_mode=True)
+        except RuntimeError as exc:
+            raise InvalidArgument(field, f"cannot be used for constrained decoding: {_reason(exc)}") from None
+        _check_satisfiable(grammar, self.info, field)
+        with self._lock:
+            self._cache[spec.text] = grammar
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return CompiledSchema(spec, grammar, (time.perf_counter() - start) * 1e3, False, self.masks)
+
+
+def _char_mask(decoded_vocab: Sequence[bytes], vocab_size: int, chars: bytes) -> torch.Tensor:
+    """Bitmask (xgrammar layout) of the tokens whose text contains any of `chars`."""
+    mask = torch.tensor([any(c in t for c in chars) for t in decoded_vocab[:vocab_size]], dtype=torch.bool)
+    padded = torch.zeros(xgr.get_bitmask_shape(1, vocab_size)[1] * 32, dtype=torch.int64)
+    padded[:len(mask)] = mask.to(torch.int64)
+    bits = (padded.view(-1, 32) << torch.arange(32, dtype=torch.int64)).sum(1)
+    return bits.to(torch.int64).bitwise_and(0xFFFFFFFF).to(torch.uint32).view(torch.int32).view(1, -1) \
+        if hasattr(torch, "uint32") else bits.to(torch.int32).view(1, -1)
+
+
+def _reason(exc: Exception) -> str:
+    # xgrammar prefixes "[time] /path/file.cc:line: "; the client only needs the reason.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return _LOCATION.sub("", text)
+
+
+def _check_satisfiable(grammar: xgr.CompiledGrammar, info: xgr.TokenizerInfo, field: str) -> None:
+    """A grammar that allows no first token accepts no document at all."""
+    matcher = xgr.GrammarMatcher(grammar)
+    bitmask = xgr.allocate_token_bitmask(1, info.vocab_size)
+    matcher.fill_next_token_bitmask(bitmask)
+    if not bool(bitmask.any()):
+        raise InvalidArgument(field, "no JSON document satisfies this schema")
+
+
+LOOP_MAX_PERIOD = 16
+LOOP_REPEATS = 3
+
+
+def _looping(ids: Sequence[int]) -> bool:
+    """True when the last tokens are one short cycle repeated LOOP_REPEATS times."""
+    n = len(ids)
+    for period in range(1, LOOP_MAX_PERIOD + 1):
+        span = period * LOOP_REPEATS
+        if n >= span and all(ids[n - 1 - i] == ids[n - 1 - i - period] for i in range(span - period)):
+            return True
+    return False
+
+
+def closing_reserve(budget: int) -> int:
+    """Tokens before max_new_tokens from which a row steers toward ending its document."""
+    return max(8, min(64, budget // 8))
+
+
+class JsonGrammarHook(RowHook):
+    """Constrains one row to a compiled grammar (see module docstring).
+
+    Two guards keep a small model from running into max_new_tokens with an unfinished
+    document (a cut reply does not parse), both by narrowing the legal tokens when one of
+    the narrowed class is legal:
+    - loop breaker: a greedy model can repeat a short cycle inside a string forever
+      ("report_email_report_email_..."); when the last tokens are a repeated cycle, only
+      tokens containing a quote (inside a string: the ones that close it) stay;
+    - closing: within `closing_reserve(budget)` tokens of the row's budget, a string gets
+      only quote tokens and, outside strings, containers only tokens with '}' or ']', so the
+      document ends with the properties it has (required ones are still enforced).
+    """
+
+    def __init__(self, grammar: xgr.CompiledGrammar, masks: TokenMasks | None = None,
+                 budget: int | None = None) -> None:
+        self._matcher = xgr.GrammarMatcher(grammar)
+        self._bitmask = xgr.allocate_token_bitmask(1, grammar.tokenizer_info.vocab_size)
+        self._matcher.fill_next_token_bitmask(self._bitmask)
+        self._device_mask: torch.Tensor | None = None
+        self._masks = masks
+        self._closing_from = None if budget is None or masks is None else budget - closing_reserve(budget)
+        self._in_string = False
+        self._escaped = False
+        self.loops_broken = 0
+        self.closing_steps = 0
+        self.completed = False
+        """True once the document is complete (the reply then parses)."""
+
+    def _narrowed(self, generated_ids: Sequence[int]) -> torch.Tensor:
+        mask, masks = self._bitmask, self._masks
+        if masks is None:
+            return mask
+        if _looping(generated_ids):
+            narrowed = mask & masks.quote
+            if bool(narrowed.any()):
+                self.loops_broken += 1
+                return narrowed
+        if self._closing_from is not None and len(generated_ids) >= self._closing_from:
+            narrowed = mask & (masks.quote if self._in_string else masks.closer)
+            if bool(narrowed.any()):
+                self.closing_steps += 1
+                return narrowed
+        return mask
+
+    def on_logits(self, logits: torch.Tensor, generated_ids: Sequence[int]) -> torch.Tensor:
+        mask = self._narrowed(generated_ids)
+        if logits.device.type != "cpu":
+            # One small copy per step (vocab / 32 int32s) to the logits' device.
+            if self._device_mask is None:
+                self._device_mask = torch.empty_like(mask, device=logits.device)
+            self._device_mask.copy_(mask, non_blocking=True)
+            mask = self._device_mask
+        xgr.apply_token_bitmask_inplace(logits.view(1, -1), mask)
+        return logits
+
+    def _follow_strings(self, token_id: int) -> None:
+        # The grammar admits only valid JSON, so quotes and escapes tell the state exactly.
+        for byte in self._masks.vocab[token_id]:
+            if self._escaped:
+                self._escaped = False
+            elif self._in_string and byte == 0x5C:  # backslash
+                self._escaped = True
+            elif byte == 0x22:  # double quote
+                self._in_string = not self._in_string
+
+    def on_token(self, token_id: int) -> bool:
+        if not self._matcher.accept_token(token_id):
+            raise RuntimeError(f"token {token_id} violates the JSON grammar")
+        if self._closing_from is not None:  # only the closing guard needs the string state
+            self._follow_strings(token_id)
+        if self._matcher.is_completed() or self._matcher.is_terminated():
+            # Root is an object: after its closing brace only end-of-sequence could follow.
+            self.completed = True
+            return True
+        self._matcher.fill_next_token_bitmask(self._bitmask)
+        return False
