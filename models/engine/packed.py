@@ -16,6 +16,7 @@ across frozen base layers) take the plain path.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -32,6 +33,20 @@ def onednn_available() -> bool:
     return (torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
             and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+@functools.cache
+def packing_supported(dtype: torch.dtype) -> bool:
+    """Whether this CPU's oneDNN packs and multiplies weights of `dtype` (bfloat16 needs
+    AVX-512 (BW/VL/DQ) or AVX-NE-CONVERT: an AVX2-only EPYC has neither)."""
+    if not onednn_available():
+        return False
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(8, 8, dtype=dtype), 1)
+        torch.ops.mkldnn._linear_pointwise(torch.ones(1, 8, dtype=dtype), packed, None, "none", [], "")
+    except RuntimeError:
+        return False
+    return True
 
 
 class PackedLinear(nn.Linear):
@@ -86,7 +101,8 @@ def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None) -> 
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if (weight is not None and weight.device.type == "cpu"
-                and weight.dtype in (torch.float32, torch.bfloat16)):
+                and weight.dtype in (torch.float32, torch.bfloat16)
+                and packing_supported(compute_dtype or weight.dtype)):
             new = _replacement(module, compute_dtype)
             if new is not None:
                 targets.append((name, new))
@@ -100,6 +116,7 @@ def pack_bf16(model: nn.Module, device: torch.device) -> int:
     """weight_format "bf16": bfloat16 products on packed weights; CPU only."""
     if device.type != "cpu":
         raise ValueError("weight_format='bf16' is only supported on CPU (set the model's dtype instead)")
-    if not onednn_available():
-        raise ValueError("weight_format='bf16' needs oneDNN, which this torch build lacks")
+    if not packing_supported(torch.bfloat16):
+        raise ValueError("weight_format='bf16' needs bfloat16 products in oneDNN, which this CPU lacks "
+                         "(they need AVX-512 or AVX-NE-CONVERT); use weight_format='fp32'")
     return pack_linears(model, torch.bfloat16)

@@ -11,7 +11,7 @@ from transformers.pytorch_utils import Conv1D
 
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
-from models.engine.packed import PackedLinear, onednn_available, pack_linears
+from models.engine.packed import PackedLinear, onednn_available, pack_linears, packing_supported
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN linear ops")
 
@@ -20,6 +20,11 @@ pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build
 def test_packed_linear_matches_torch_linear(dtype):
     torch.manual_seed(0)
     layer = nn.Linear(48, 80).to(dtype)
+    if not packing_supported(dtype):
+        # This CPU cannot pack the dtype: the model keeps torch's own layer.
+        model = nn.Sequential(layer)
+        assert pack_linears(model) == 0 and type(model[0]) is nn.Linear
+        return
     packed = PackedLinear(layer.weight, layer.bias)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     for shape in [(1, 48), (7, 48), (3, 5, 48)]:
@@ -99,6 +104,10 @@ def test_bf16_weight_format_keeps_activations_in_fp32(tokenizer):
     ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
     with torch.inference_mode():
         expected = model(ids).logits
+    if not packing_supported(torch.bfloat16):
+        with pytest.raises(ValueError, match="weight_format='bf16' needs bfloat16 products"):
+            Engine(model, tokenizer, EngineConfig(weight_format="bf16"), device="cpu")
+        return
     engine = Engine(model, tokenizer, EngineConfig(weight_format="bf16"), device="cpu")
     layers = [m for m in engine.model.modules() if isinstance(m, PackedLinear)]
     assert layers and all(m.compute_dtype == torch.bfloat16 for m in layers)
