@@ -42,8 +42,9 @@ test: install  ## every test: unit, storage (SQLite + Postgres), integration wit
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: install descriptor  ## throughput/latency benchmark -> bench/results.md, then two replicas -> bench/replicas.md
+bench: install descriptor  ## throughput/latency -> bench/results.md, fair share -> bench/fair_share.md, two replicas -> bench/replicas.md
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.fair_share
 	$(BIN)/python -m bench.replicas
 
 bench-replicas: install descriptor  ## one replica against two (PostgreSQL, Redis, Envoy) -> bench/replicas.md

@@ -32,6 +32,7 @@ An exception raised by a hook ends only that row, with FinishReason.ERROR.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import itertools
 from collections.abc import Sequence
@@ -44,6 +45,10 @@ if TYPE_CHECKING:  # annotations only: the scheduler imports this module and mus
     import torch
 
 _request_ids = itertools.count(1)
+
+request_tenant: contextvars.ContextVar[str] = contextvars.ContextVar("llmserve_request_tenant", default="")
+"""The tenant the current call works for; a GenerationRequest made inside the call is
+scheduled as that tenant's (fair share). The server sets it per call."""
 
 
 class FinishReason(enum.Enum):
@@ -90,6 +95,8 @@ class GenerationRequest:
     hooks: tuple[RowHook, ...] = ()
     priority: Priority = Priority.INTERACTIVE
     request_id: str = field(default_factory=lambda: f"req-{next(_request_ids)}")
+    tenant: str = field(default_factory=request_tenant.get)
+    """Whose work this is, for fair share between tenants (see `request_tenant`)."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from domain.tenancy.config import DEFAULT_TENANT
+from models.types import request_tenant
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,15 @@ def record_generation(prompt_tokens: int, completion_tokens: int, finish_reason:
         usage.finished.append(finish_reason)
 
 
-def begin(who: Caller) -> tuple[CallUsage, tuple[contextvars.Token, contextvars.Token]]:
+def begin(who: Caller) -> tuple[CallUsage, tuple[contextvars.Token, ...]]:
     usage = CallUsage()
-    return usage, (_caller.set(who), _usage.set(usage))
+    return usage, (_caller.set(who), _usage.set(usage), request_tenant.set(who.tenant))
 
 
-def end(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+def end(tokens: tuple[contextvars.Token, ...]) -> None:
     _caller.reset(tokens[0])
     _usage.reset(tokens[1])
+    request_tenant.reset(tokens[2])
 
 
 def response_metadata() -> tuple[tuple[str, str], ...]:

@@ -26,6 +26,8 @@ class EngineStats:
     tokens_generated: int
     background_jobs: int
     kv_cache_bytes: int
+    preemptions: int = 0
+    """Decoding rows that gave their slot to a tenant below its fair share (recomputed later)."""
 
 
 def context_window(model, config: EngineConfig) -> int:

@@ -3,7 +3,7 @@ per-step budgets and KV-cache limits. Built once by the caller and passed down."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -57,7 +57,18 @@ class EngineConfig:
     num_threads: int | None = None
     """torch intra-op threads for the engine thread; None leaves torch's setting."""
 
+    fair_share: bool = True
+    """Share the batch between tenants by weight: admit from the tenant holding the fewest
+    slots, and let a tenant below its share preempt (by recompute) a hook-less decoding
+    row of the tenant furthest above its own. False: one FIFO per priority class."""
+
+    tenant_weights: dict[str, float] = field(default_factory=dict)
+    """Share weight per tenant id (> 0); tenants not listed weigh 1."""
+
     def __post_init__(self) -> None:
+        for tenant, weight in self.tenant_weights.items():
+            if not weight > 0:
+                raise ValueError(f"engine.tenant_weights[{tenant!r}] must be > 0, got {weight}")
         for name in ("max_batch_rows", "max_queued_requests", "max_queued_tokens",
                      "prefill_token_budget", "background_slice_every", "kv_cache_tokens",
                      "kv_initial_len"):

@@ -53,7 +53,8 @@ class Engine:
         self._scheduler = Scheduler(
             max_batch_rows=config.max_batch_rows, max_queued_requests=config.max_queued_requests,
             max_queued_tokens=config.max_queued_tokens, prefill_token_budget=config.prefill_token_budget,
-            kv_cache_tokens=config.kv_cache_tokens, retry_after_s=config.retry_after_s)
+            kv_cache_tokens=config.kv_cache_tokens, retry_after_s=config.retry_after_s,
+            fair_share=config.fair_share)
         self._lock = threading.Lock()  # guards scheduler, streams, jobs, state
         self._wake = threading.Event()
         self._streams: dict[str, RowStream] = {}
@@ -141,7 +142,7 @@ class Engine:
                 running_rows=self._scheduler.active_rows, queued_requests=self._scheduler.queued_requests,
                 queued_tokens=self._scheduler.queued_tokens, steps=self._steps,
                 tokens_generated=self._tokens, background_jobs=len(self._jobs),
-                kv_cache_bytes=self._worker.cache.nbytes())
+                kv_cache_bytes=self._worker.cache.nbytes(), preemptions=self._scheduler.preemptions)
 
     # ---- admission (caller's thread) ------------------------------------------
     def _submit(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> RowStream:
@@ -153,7 +154,9 @@ class Engine:
                                max_seq_len=self.max_seq_len)
         stream = RowStream(request, loop, asyncio.Queue(), detok)
         row = SchedRow(request.request_id, n, min(n + request.params.max_new_tokens, self.max_seq_len),
-                       Priority(request.priority), payload=request)
+                       Priority(request.priority), payload=request, tenant=request.tenant,
+                       weight=self.config.tenant_weights.get(request.tenant, 1.0),
+                       preemptible=not request.hooks)
         with self._lock:
             if self._state != "running":
                 raise Unavailable("engine is not running")
@@ -185,7 +188,7 @@ class Engine:
             stream = self._streams.pop(row.request_id, None)
             if stream is not None and not stream.done:
                 outbox.put(stream, stream.finish_event(FinishReason.CANCELLED))
-        if sched.has_model_work or sched.dropped:
+        if sched.has_model_work or sched.dropped or sched.cancelled_waiting:
             try:
                 result = self._worker.execute(sched)
             except Exception as exc:

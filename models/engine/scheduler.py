@@ -9,10 +9,21 @@ Per step, `schedule()`:
   1. drops active rows that finished or were cancelled since the last step (their slots
      are freed before anything else runs);
   2. continues the one row whose prompt is partly prefilled, then admits waiting rows,
-     interactive before background, FIFO within a class, while a slot, the KV budget
-     and the prefill token budget allow; a prompt larger than what is left of the token
-     budget is cut into chunks (so at most one row is ever partly prefilled);
+     interactive before background, while a slot, the KV budget and the prefill token
+     budget allow; a prompt larger than what is left of the token budget is cut into
+     chunks (so at most one row is ever partly prefilled);
   3. lists the rows that decode one token (rows whose prompt was complete before this step).
+
+Fair share (`fair_share=True`). Within a class, the next row admitted is the oldest row of
+the tenant that holds the fewest slots per unit of weight, so one tenant's queued burst
+does not wait ahead of another tenant's single request. And when every slot is taken, a
+tenant below its weighted share of the batch takes a slot from the tenant furthest above
+its own: that tenant's decoding row with the least output is preempted by recompute (it
+gives its KV slot back and returns to the head of its tenant's queue; when readmitted, its
+prompt plus the tokens it already produced are prefilled again and decoding continues
+where it stopped, with the same sampling state). Rows with hooks (LUT, grammar,
+specialists, captures) keep per-row state tied to the forward passes they saw and are
+never preempted. Without fair share, a class is one FIFO.
 """
 
 from __future__ import annotations
@@ -50,6 +61,16 @@ class SchedRow:
     cancelled: bool = False
     finished: bool = False
     seq: int = 0
+    tenant: str = ""
+    """Who the row works for; fair share balances slots between tenants."""
+    weight: float = 1.0
+    """The tenant's share weight (a tenant of weight 2 may hold twice the slots of weight 1)."""
+    preemptible: bool = True
+    """False for rows whose hooks keep per-row state (they are never preempted)."""
+    generated: int = 0
+    """Tokens the row produced so far (counted by `schedule`); a readmitted row prefills them again."""
+    base_len: int = 0
+    """The original prompt's length (`prompt_len` grows by `generated` on preemption)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,8 @@ class SchedulerOutput:
     """Prompt chunks to prefill, in pack order; only the last may leave its prompt incomplete."""
     decode: list[SchedRow] = field(default_factory=list)
     """Rows that generate one token this step (their prompt was complete before it)."""
+    preempted: list[SchedRow] = field(default_factory=list)
+    """Decoding rows that give their slot back now and wait to be recomputed (fair share)."""
 
     @property
     def has_model_work(self) -> bool:
@@ -93,16 +116,20 @@ class Scheduler:
     """Bounded waiting queue + active rows; see the module docstring."""
 
     def __init__(self, *, max_batch_rows: int, max_queued_requests: int, max_queued_tokens: int,
-                 prefill_token_budget: int, kv_cache_tokens: int, retry_after_s: float) -> None:
+                 prefill_token_budget: int, kv_cache_tokens: int, retry_after_s: float,
+                 fair_share: bool = False) -> None:
         self.max_batch_rows = max_batch_rows
         self.max_queued_requests = max_queued_requests
         self.max_queued_tokens = max_queued_tokens
         self.prefill_token_budget = prefill_token_budget
         self.kv_cache_tokens = kv_cache_tokens
         self.retry_after_s = retry_after_s
-        # One FIFO per priority class, served in Priority order.
-        self._waiting: dict[Priority, deque[SchedRow]] = {p: deque() for p in sorted(Priority)}
+        self.fair_share = fair_share
+        # Per priority class (served in Priority order), one FIFO per tenant; without fair
+        # share every row of a class goes to the same FIFO.
+        self._waiting: dict[Priority, dict[str, deque[SchedRow]]] = {p: {} for p in sorted(Priority)}
         self._active: list[SchedRow] = []
+        self.preemptions = 0
         self._rows: dict[str, SchedRow] = {}
         self._queued_tokens = 0
         self._seq = itertools.count()
@@ -123,7 +150,8 @@ class Scheduler:
                 f"engine queue is full ({self._queued_tokens} prompt tokens waiting)", self.retry_after_s)
         row.status = RowStatus.WAITING
         row.seq = next(self._seq)
-        self._waiting[row.priority].append(row)
+        row.base_len = row.prompt_len
+        self._queue_of(row).append(row)
         self._rows[row.request_id] = row
         self._queued_tokens += row.prompt_len
 
@@ -157,6 +185,9 @@ class Scheduler:
         for chunk in out.prefill:
             chunk.row.num_prefilled = chunk.end
             chunk.row.status = RowStatus.RUNNING if chunk.completes_prompt else RowStatus.PREFILLING
+            chunk.row.generated += chunk.completes_prompt
+        for row in out.decode:
+            row.generated += 1
         return out
 
     def _drop_leaving(self, out: SchedulerOutput) -> None:
@@ -168,36 +199,86 @@ class Scheduler:
             else:
                 keep.append(row)
         self._active = keep
-        for queue in self._waiting.values():
-            if any(r.cancelled for r in queue):
+        for queues in self._waiting.values():
+            for tenant, queue in list(queues.items()):
                 for r in [r for r in queue if r.cancelled]:
                     queue.remove(r)
                     self._queued_tokens -= r.prompt_len
                     self._forget(r)
                     out.cancelled_waiting.append(r)
+                if not queue:
+                    del queues[tenant]
 
     def _admit(self, out: SchedulerOutput, budget: int) -> None:
-        longest = max((r.reserved_len for r in self._active), default=0)
-        for queue in self._waiting.values():
-            while queue and budget > 0 and len(self._active) < self.max_batch_rows:
-                row = queue[0]
-                new_longest = max(longest, row.reserved_len)
+        for priority, queues in self._waiting.items():
+            while queues and budget > 0:
+                row = self._next_waiting(queues)
+                if len(self._active) >= self.max_batch_rows and not self._preempt_for(row, out):
+                    return
+                longest = max((r.reserved_len for r in self._active), default=0)
                 # Rows are stored left-aligned in equal-length slots: the cache needs
                 # rows x longest-row columns. Head-of-line blocking is deliberate: skipping
                 # a big request for smaller ones could starve it forever.
-                if (len(self._active) + 1) * new_longest > self.kv_cache_tokens:
+                if (len(self._active) + 1) * max(longest, row.reserved_len) > self.kv_cache_tokens:
                     return
+                queue = queues[self._queue_key(row)]
                 queue.popleft()
+                if not queue:
+                    del queues[self._queue_key(row)]
                 self._queued_tokens -= row.prompt_len
-                longest = new_longest
                 end = min(row.prompt_len, budget)
                 budget -= end
                 row.status = RowStatus.PREFILLING
                 self._active.append(row)
                 out.admitted.append(row)
                 out.prefill.append(PrefillChunk(row, 0, end))
-            if budget <= 0 or len(self._active) >= self.max_batch_rows:
+            if budget <= 0:
                 return
+
+    # ---- fair share ------------------------------------------------------------
+    def _queue_key(self, row: SchedRow) -> str:
+        return row.tenant if self.fair_share else ""
+
+    def _queue_of(self, row: SchedRow) -> deque[SchedRow]:
+        return self._waiting[row.priority].setdefault(self._queue_key(row), deque())
+
+    def _slots_by_tenant(self) -> dict[str, int]:
+        held: dict[str, int] = {}
+        for r in self._active:
+            held[r.tenant] = held.get(r.tenant, 0) + 1
+        return held
+
+    def _next_waiting(self, queues: dict[str, deque[SchedRow]]) -> SchedRow:
+        """The head of the tenant with the fewest slots per weight (oldest first on ties)."""
+        held = self._slots_by_tenant()
+        return min((q[0] for q in queues.values()),
+                   key=lambda r: (held.get(r.tenant, 0) / r.weight, r.seq))
+
+    def _preempt_for(self, row: SchedRow, out: SchedulerOutput) -> bool:
+        """Free one slot for `row` if its tenant is below its share and another tenant would
+        still hold at least as much per weight after giving one up; True if a slot was freed."""
+        if not self.fair_share:
+            return False
+        held = self._slots_by_tenant()
+        mine = (held.get(row.tenant, 0) + 1) / row.weight
+        candidates = [r for r in out.decode
+                      if r.preemptible and not (r.cancelled or r.finished) and r.tenant != row.tenant
+                      and r.priority >= row.priority and (held[r.tenant] - 1) / r.weight >= mine]
+        if not candidates:
+            return False
+        # The tenant furthest above its share gives up its row with the least output (the
+        # cheapest to recompute; the newest on ties).
+        victim = max(candidates, key=lambda r: (held[r.tenant] / r.weight, -r.generated, r.seq))
+        self._active.remove(victim)
+        out.decode.remove(victim)
+        out.preempted.append(victim)
+        victim.status = RowStatus.WAITING
+        victim.prompt_len = victim.base_len + victim.generated
+        victim.num_prefilled = 0
+        self._queue_of(victim).appendleft(victim)
+        self._queued_tokens += victim.prompt_len
+        self.preemptions += 1
+        return True
 
     def _forget(self, row: SchedRow) -> None:
         row.status = RowStatus.DONE
@@ -206,7 +287,7 @@ class Scheduler:
     # ---- introspection -------------------------------------------------------
     @property
     def queued_requests(self) -> int:
-        return sum(len(q) for q in self._waiting.values())
+        return sum(len(q) for queues in self._waiting.values() for q in queues.values())
 
     @property
     def queued_tokens(self) -> int:

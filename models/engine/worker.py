@@ -79,6 +79,8 @@ class Worker:
         self._mask_dtype = dtype
         self.rows: list[_Row] = []
         self._by_id: dict[str, _Row] = {}
+        self._parked: dict[str, _Row] = {}
+        """Preempted rows: their slot is gone, their output and sampling state are kept."""
         self._decode_batch: SamplingBatch | None = None
         self._decode_key: tuple[str, ...] = ()
         self._arange = torch.arange(max_seq_len + 1, device=self.device)
@@ -86,7 +88,8 @@ class Worker:
     # ---- the step -----------------------------------------------------------
     @torch.inference_mode()
     def execute(self, sched: SchedulerOutput) -> ModelRunnerOutput:
-        self.remove_rows([r.request_id for r in sched.dropped])
+        self.remove_rows([r.request_id for r in sched.dropped + sched.cancelled_waiting])
+        self._park([r.request_id for r in sched.preempted])
         for srow in sched.admitted:
             self._add_row(srow.payload)
         out = ModelRunnerOutput()
@@ -108,6 +111,8 @@ class Worker:
 
     def remove_rows(self, request_ids: list[str]) -> None:
         """Drop rows and compact the remaining ones into slots [0, n)."""
+        for rid in request_ids:
+            self._parked.pop(rid, None)
         gone = {rid for rid in request_ids if rid in self._by_id}
         if not gone:
             return
@@ -230,8 +235,22 @@ class Worker:
                 except Exception as exc:
                     self.taps.errors[r.request_id] = exc
 
+    def _park(self, request_ids: list[str]) -> None:
+        """Give the slots of preempted rows back, keeping each row to resume it later."""
+        rows = [self._by_id[rid] for rid in request_ids]
+        self.remove_rows(request_ids)
+        for row in rows:
+            self._parked[row.request_id] = row
+
     def _add_row(self, request: GenerationRequest) -> None:
-        row = _Row(request, len(self.rows), self.taps)
+        row = self._parked.pop(request.request_id, None)
+        if row is None:
+            row = _Row(request, len(self.rows), self.taps)
+        else:
+            # Resume by recompute: the prompt and every token produced so far are prefilled
+            # again; the last one's logits give the next token, as a decode step would.
+            row.prompt_ids = request.prompt_ids + row.generated
+            row.slot, row.length, row.decoding = len(self.rows), 0, False
         self.rows.append(row)
         self._by_id[row.request_id] = row
 
@@ -246,6 +265,7 @@ class Worker:
         """Detach from the model (layer hooks) and drop all rows."""
         self.taps.clear()
         self.remove_rows(list(self._by_id))
+        self._parked.clear()
 
     @property
     def num_layers(self) -> int:

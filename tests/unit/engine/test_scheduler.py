@@ -176,3 +176,111 @@ def test_status_transitions():
     s.schedule()
     assert r.status is RowStatus.DONE
     assert not s.has_pending()
+
+
+# ---- fair share between tenants --------------------------------------------------
+def tenant_row(rid: str, tenant: str, prompt: int = 10, weight: float = 1.0, preemptible: bool = True) -> SchedRow:
+    return SchedRow(rid, prompt, prompt + 20, tenant=tenant, weight=weight, preemptible=preemptible)
+
+
+def fill(s: Scheduler, tenant: str, n: int, steps: int = 3) -> None:
+    for i in range(n):
+        s.submit(tenant_row(f"{tenant}{i}", tenant))
+    for _ in range(steps):
+        s.schedule()
+
+
+def test_without_fair_share_a_lone_request_waits_behind_another_tenants_burst():
+    s = make(max_batch_rows=4)
+    fill(s, "a", 6)  # 4 decoding, 2 queued
+    s.submit(tenant_row("b0", "b"))
+    out = s.schedule()
+    assert out.preempted == [] and ids(out.admitted) == [] and len(out.decode) == 4
+    s.finish("a0")
+    out = s.schedule()
+    assert ids(out.admitted) == ["a4"]  # FIFO: a's queued rows come first
+
+
+def test_fair_share_admits_the_tenant_holding_fewest_slots_first():
+    s = make(max_batch_rows=4, fair_share=True, kv_cache_tokens=10_000)
+    for i in range(3):
+        s.submit(tenant_row(f"a{i}", "a"))
+    s.submit(tenant_row("b0", "b"))
+    out = s.schedule()
+    # a0 first (oldest), then b0 (b holds none while a holds one), then a's others.
+    assert ids(out.admitted) == ["a0", "b0", "a1", "a2"]
+
+
+def test_fair_share_preempts_the_busiest_tenants_least_advanced_row():
+    s = make(max_batch_rows=4, fair_share=True)
+    fill(s, "a", 4)
+    s.schedule()  # a0..a3 decode; every row has produced the same count
+    s.submit(tenant_row("b0", "b"))
+    out = s.schedule()
+    assert ids(out.admitted) == ["b0"]
+    assert ids(out.preempted) == ["a3"]  # equal output: the newest row goes
+    victim = out.preempted[0]
+    assert victim.status is RowStatus.WAITING and victim not in out.decode
+    assert victim.prompt_len == victim.base_len + victim.generated == 10 + 4
+    assert s.active_rows == 4 and s.queued_requests == 1 and s.preemptions == 1
+    # Steady state: 3 + 1 is within one row of an even split; no ping-pong.
+    for _ in range(3):
+        out = s.schedule()
+        assert out.preempted == [] and out.admitted == []
+    # When a slot frees, the preempted row comes back and prefills prompt + output again.
+    s.finish("a0")
+    out = s.schedule()
+    assert ids(out.admitted) == ["a3"] and [(c.start, c.end) for c in out.prefill] == [(0, 14)]
+
+
+def test_fair_share_balances_two_busy_tenants_evenly_and_respects_weights():
+    s = make(max_batch_rows=4, fair_share=True, max_queued_requests=20)
+    fill(s, "a", 4)
+    for i in range(4):
+        s.submit(tenant_row(f"b{i}", "b"))
+    for _ in range(4):
+        s.schedule()
+    held = {}
+    for r in s._active:
+        held[r.tenant] = held.get(r.tenant, 0) + 1
+    assert held == {"a": 2, "b": 2}
+
+    s = make(max_batch_rows=6, fair_share=True, max_queued_requests=20)
+    for i in range(6):
+        s.submit(SchedRow(f"a{i}", 10, 30, tenant="a", weight=1.0))
+    for _ in range(3):
+        s.schedule()
+    for i in range(6):
+        s.submit(SchedRow(f"b{i}", 10, 30, tenant="b", weight=2.0))
+    for _ in range(6):
+        s.schedule()
+    held = {}
+    for r in s._active:
+        held[r.tenant] = held.get(r.tenant, 0) + 1
+    assert held == {"a": 2, "b": 4}
+
+
+def test_rows_with_hooks_and_same_tenant_rows_are_never_preempted():
+    s = make(max_batch_rows=2, fair_share=True)
+    for i in range(2):
+        s.submit(tenant_row(f"a{i}", "a", preemptible=False))
+    s.schedule()
+    s.schedule()
+    s.submit(tenant_row("b0", "b"))
+    out = s.schedule()
+    assert out.preempted == [] and out.admitted == []
+    s = make(max_batch_rows=2, fair_share=True)
+    fill(s, "a", 3)
+    out = s.schedule()
+    assert out.preempted == [] and out.admitted == []
+
+
+def test_cancelled_preempted_row_leaves_from_the_queue():
+    s = make(max_batch_rows=2, fair_share=True)
+    fill(s, "a", 2)
+    s.submit(tenant_row("b0", "b"))
+    out = s.schedule()
+    (victim,) = out.preempted
+    s.cancel(victim.request_id)
+    out = s.schedule()
+    assert ids(out.cancelled_waiting) == [victim.request_id] and s.queued_requests == 0
