@@ -183,6 +183,13 @@ def tenant_row(rid: str, tenant: str, prompt: int = 10, weight: float = 1.0, pre
     return SchedRow(rid, prompt, prompt + 20, tenant=tenant, weight=weight, preemptible=preemptible)
 
 
+def held_slots(s: Scheduler) -> dict[str, int]:
+    held: dict[str, int] = {}
+    for r in s._active:
+        held[r.tenant] = held.get(r.tenant, 0) + 1
+    return held
+
+
 def fill(s: Scheduler, tenant: str, n: int, steps: int = 3) -> None:
     for i in range(n):
         s.submit(tenant_row(f"{tenant}{i}", tenant))
@@ -240,10 +247,7 @@ def test_fair_share_balances_two_busy_tenants_evenly_and_respects_weights():
         s.submit(tenant_row(f"b{i}", "b"))
     for _ in range(4):
         s.schedule()
-    held = {}
-    for r in s._active:
-        held[r.tenant] = held.get(r.tenant, 0) + 1
-    assert held == {"a": 2, "b": 2}
+    assert held_slots(s) == {"a": 2, "b": 2}
 
     s = make(max_batch_rows=6, fair_share=True, max_queued_requests=20)
     for i in range(6):
@@ -254,10 +258,7 @@ def test_fair_share_balances_two_busy_tenants_evenly_and_respects_weights():
         s.submit(SchedRow(f"b{i}", 10, 30, tenant="b", weight=2.0))
     for _ in range(6):
         s.schedule()
-    held = {}
-    for r in s._active:
-        held[r.tenant] = held.get(r.tenant, 0) + 1
-    assert held == {"a": 2, "b": 4}
+    assert held_slots(s) == {"a": 2, "b": 4}
 
 
 def test_rows_with_hooks_and_same_tenant_rows_are_never_preempted():
