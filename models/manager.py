@@ -81,6 +81,10 @@ class ModelManager:
         log.info("model %s ready on %s (context %d)", spec.name, loaded.device, loaded.context_window)
         return ModelRuntime(loaded, engine)
 
+    def stalled(self) -> list[tuple[str, float]]:
+        """(model, seconds in its current step) of each loaded engine that stopped or is stuck."""
+        return [(name, rt.engine.stalled_for()) for name, rt in self._runtimes.items() if not rt.engine.healthy]
+
     def loaded(self, name: str) -> ModelRuntime | None:
         return self._runtimes.get(name)
 

@@ -55,6 +55,7 @@ class App:
     """Full service name -> its servicer."""
     states: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Task | None = None
+    watcher: asyncio.Task | None = None
     replica: str = ""
     """This server's name in `x-llmserve-replica`."""
 
@@ -70,8 +71,9 @@ class App:
     async def stop(self, grace: float | None = None) -> None:
         """Mark NOT_SERVING (load balancers drain), let calls finish, then stop engines."""
         await self.set_serving(False)
-        if self.ready and not self.ready.done():
-            self.ready.cancel()
+        for task in (self.ready, self.watcher):
+            if task and not task.done():
+                task.cancel()
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
         await self.features.close()
         await self.manager.stop()
@@ -92,6 +94,26 @@ async def _become_ready(app: App) -> None:
         return
     await app.set_serving(True)
     log.info("serving on port %d", app.port)
+    app.watcher = asyncio.create_task(_watch_engines(app))
+
+
+async def _watch_engines(app: App) -> None:
+    """Health follows the engines: NOT_SERVING while one is stopped or stuck in a step for
+    longer than `engine.stall_after_s` (load balancers then route around this replica),
+    SERVING again when its loop moves."""
+    interval = max(0.05, min(5.0, app.settings.engine.stall_after_s / 4))
+    serving = True
+    while True:
+        await asyncio.sleep(interval)
+        stalled = app.manager.stalled()
+        if stalled and serving:
+            log.error("engine not making progress (%s): health NOT_SERVING",
+                      ", ".join(f"{name}: {secs:.1f} s in one step" for name, secs in stalled))
+        elif not stalled and not serving:
+            log.warning("engines moving again: health SERVING")
+        if bool(stalled) == serving:
+            serving = not stalled
+            await app.set_serving(serving)
 
 
 async def create_server(settings: Settings, wait_ready: bool = False) -> App:

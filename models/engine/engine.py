@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -64,6 +65,7 @@ class Engine:
         self._steps = 0
         self._tokens = 0
         self._since_background = 0
+        self._busy_since: float | None = None  # monotonic start of the step or unit now running
 
     # ---- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -88,6 +90,17 @@ class Engine:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    def stalled_for(self) -> float:
+        """Seconds the loop has spent in the step or background unit it is running now
+        (0 while it waits for work). Any thread may ask."""
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and not stuck in one step for longer than `stall_after_s`."""
+        return self.running and self.stalled_for() < self.config.stall_after_s
 
     # ---- public API -------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent | FinishEvent]:
@@ -172,8 +185,12 @@ class Engine:
         try:
             while self._state == "running":
                 self._wake.clear()
+                self._busy_since = time.monotonic()
                 did_work = self._step()
-                if not self._run_background(did_work) and not did_work:
+                self._busy_since = time.monotonic()
+                ran_unit = self._run_background(did_work)
+                self._busy_since = None
+                if not ran_unit and not did_work:
                     self._wake.wait()
         except BaseException:  # a bug in the loop itself: fail everything loudly
             log.exception("engine loop crashed")
