@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.engine.config import EngineConfig
+from models.engine.device_thread import DeviceThread
 from models.engine.engine import Engine
 from models.errors import FailedPrecondition, ModelUnavailable, Unavailable
 from models.loading import LoadedModel, load_model, weights_unavailable
@@ -69,15 +70,20 @@ class ModelManager:
         if reason:
             raise ModelUnavailable(spec.name, reason, self.available_names())
         log.info("loading model %s", spec.name)
+        # Loading, packing and the step loop share one thread: one OpenMP team per engine.
+        device_thread = DeviceThread(f"llmserve-engine-{spec.name}")
         try:
-            loaded = await asyncio.to_thread(load_model, spec, self._cache_dir)
+            loaded = await device_thread.run(load_model, spec, self._cache_dir)
+            engine = await device_thread.run(Engine, loaded.model, loaded.tokenizer, self._engine_config,
+                                             loaded.device)
         except FailedPrecondition:
+            device_thread.close()
             raise
         except Exception as exc:  # weights present but unloadable: say so, keep serving others
+            device_thread.close()
             log.exception("model %s failed to load", spec.name)
             raise ModelUnavailable(spec.name, f"loading failed: {type(exc).__name__}", self.available_names()) from exc
-        engine = Engine(loaded.model, loaded.tokenizer, self._engine_config, device=loaded.device)
-        engine.start()
+        engine.start(device_thread)
         log.info("model %s ready on %s (context %d)", spec.name, loaded.device, loaded.context_window)
         return ModelRuntime(loaded, engine)
 

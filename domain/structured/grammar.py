@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import xgrammar as xgr
 
@@ -100,13 +101,13 @@ class GrammarCompiler:
 
 
 def _char_mask(decoded_vocab: Sequence[bytes], vocab_size: int, chars: bytes) -> torch.Tensor:
-    """Bitmask (xgrammar layout) of the tokens whose text contains any of `chars`."""
-    mask = torch.tensor([any(c in t for c in chars) for t in decoded_vocab[:vocab_size]], dtype=torch.bool)
-    padded = torch.zeros(xgr.get_bitmask_shape(1, vocab_size)[1] * 32, dtype=torch.int64)
-    padded[:len(mask)] = mask.to(torch.int64)
-    bits = (padded.view(-1, 32) << torch.arange(32, dtype=torch.int64)).sum(1)
-    return bits.to(torch.int64).bitwise_and(0xFFFFFFFF).to(torch.uint32).view(torch.int32).view(1, -1) \
-        if hasattr(torch, "uint32") else bits.to(torch.int32).view(1, -1)
+    """Bitmask (xgrammar layout: bit j of word i is token 32*i + j) of the tokens whose
+    text contains any of `chars`. Built with numpy: a torch op this size would start an
+    OpenMP team in the calling thread, next to the engine thread's."""
+    words = xgr.get_bitmask_shape(1, vocab_size)[1]
+    flags = np.zeros(words * 32, dtype=bool)
+    flags[:min(vocab_size, len(decoded_vocab))] = [any(c in t for c in chars) for t in decoded_vocab[:vocab_size]]
+    return torch.from_numpy(np.packbits(flags, bitorder="little").view("<i4").astype(np.int32).reshape(1, -1))
 
 
 def _reason(exc: Exception) -> str:

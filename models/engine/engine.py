@@ -19,6 +19,7 @@ import torch
 from models.engine.admission import EngineStats, check_request, context_window
 from models.engine.config import EngineConfig
 from models.engine.detokenize import RowDetokenizer, eos_ids_of
+from models.engine.device_thread import DeviceThread
 from models.engine.scheduler import Scheduler, SchedRow, SchedulerOutput
 from models.engine.streams import BackgroundJob, Outbox, RowStream
 from models.engine.worker import ModelRunnerOutput, Worker
@@ -60,7 +61,7 @@ class Engine:
         self._wake = threading.Event()
         self._streams: dict[str, RowStream] = {}
         self._jobs: deque[BackgroundJob] = deque()
-        self._thread: threading.Thread | None = None
+        self._thread: DeviceThread | None = None
         self._state = "new"  # new -> running -> stopped
         self._steps = 0
         self._tokens = 0
@@ -68,13 +69,16 @@ class Engine:
         self._busy_since: float | None = None  # monotonic start of the step or unit now running
 
     # ---- lifecycle ------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, device_thread: DeviceThread | None = None) -> None:
+        """Run the step loop on `device_thread` (the thread that built this engine, so one
+        OpenMP team serves the device) or on a new one; the engine owns it from now on."""
         with self._lock:
             if self._state != "new":
                 raise RuntimeError(f"engine is {self._state}")
             self._state = "running"
-        self._thread = threading.Thread(target=self._run, name="llmserve-engine", daemon=True)
-        self._thread.start()
+        self._thread = device_thread or DeviceThread()
+        self._thread.submit(self._run)
+        self._thread.close()  # the loop is its last job: the thread ends with it
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop the loop; unfinished streams end with ERROR, pending jobs with Unavailable."""
