@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import grpc
-import psycopg
 import pytest
 import redis
 
@@ -18,19 +17,15 @@ from llmserve.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from domain.chat.cache import KEY_PREFIX
 from storage.chat import ChatRepository, Sender
 from storage.db import Database
-from tests.conftest import make_settings, running, tiny_specs
+from tests.support import make_settings, pg_schema_url, running, tiny_specs
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _redis() -> redis.Redis:
+    # The suite runs against the real Redis: an unreachable one fails the test.
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis not reachable at 127.0.0.1:6379")
+    client.ping()
     return client
 
 
@@ -39,18 +34,8 @@ def database_url(request, tmp_path: Path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'chat.db'}"
         return
-    try:
-        psycopg.connect(PG_DSN, connect_timeout=2).close()
-    except psycopg.Error:
-        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
-    schema = f"test_chat_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema_url() as url:
+        yield url
 
 
 async def _history(stub, sid: str) -> list[pb.ChatMessage]:

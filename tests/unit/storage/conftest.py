@@ -16,30 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from storage.db import Database, sqlite_url
+from tests.support import pg_schema_url
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-PG_SKIP_REASON = "PostgreSQL not reachable at 127.0.0.1:5432"
 WORKER = Path(__file__).with_name("_worker.py")
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-@functools.cache
-def _pg_reachable() -> bool:
-    try:
-        psycopg.connect(PG_DSN, connect_timeout=2).close()
-    except psycopg.Error:
-        return False
-    return True
-
-
-def _pg_admin(sql: str) -> None:
-    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=2) as conn:
-        conn.execute(sql)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -48,14 +31,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield sqlite_url(tmp_path)
         return
-    if not _pg_reachable():
-        pytest.skip(PG_SKIP_REASON)
-    schema = f"test_{uuid.uuid4().hex[:20]}"
-    _pg_admin(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        _pg_admin(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture
