@@ -25,7 +25,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVOY_YAML = ROOT / "envoy.yaml"
-WEB_PAGE = ROOT / "web" / "index.html"
+WEB_PAGE_NAME = "web/index.html"
+WEB_PAGE = ROOT / WEB_PAGE_NAME
 DESCRIPTOR = ROOT / "build" / "llmserve.pb"
 
 HCM = "envoy.filters.network.http_connection_manager"
@@ -85,7 +86,7 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
     """Write a copy of envoy.yaml that listens on `http_port` (REST, web page and
     gRPC passthrough), serves admin on `admin_port`, proxies to the gRPC server
     on `grpc_port` (or to every replica in `backends`, (host, port) pairs), and names
-    `descriptor` and `web_page` by absolute path (so Envoy can run from any directory).
+    `descriptor`, `web_page` and the page's files by absolute path (so Envoy can run from any directory).
     `dns`: the backends are DNS names to resolve and follow (STRICT_DNS; a Kubernetes
     headless service resolves to every pod). Returns `out_path`."""
     config = copy.deepcopy(load(Path(source)))
@@ -111,11 +112,12 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
             cluster["dns_refresh_rate"] = "5s"
 
     transcoder(config)["proto_descriptor"] = str(Path(descriptor).resolve())
-    page = str(Path(web_page).resolve())
+    # web/index.html may be replaced (`web_page`); its stylesheet and modules stay in web/.
     for route in routes(config):
         body = route.get("direct_response", {}).get("body", {})
         if "filename" in body:
-            body["filename"] = page
+            name = body["filename"]
+            body["filename"] = str((Path(web_page) if name == WEB_PAGE_NAME else ROOT / name).resolve())
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
