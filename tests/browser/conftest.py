@@ -74,10 +74,11 @@ def _stack(folder: Path, tiny_model_dir: Path, descriptor: Path, extra: str = ""
 @pytest.fixture(scope="session")
 def web_url(tmp_path_factory, tiny_model_dir: Path, web_descriptor: Path) -> Iterator[str]:
     """Auth off: the single-user machine `make run` gives."""
-    # Specialist training kept to a few short steps: the test watches the job, not its quality.
+    # Specialist training kept to a few short steps, SAE progress written often: the tests
+    # watch the jobs, not their quality.
     yield from _stack(tmp_path_factory.mktemp("web-stack"), tiny_model_dir, web_descriptor,
                       extra="[specialist]\nsteps = 6\nbatch_size = 2\nseq_len = 32\neval_sequences = 2\n"
-                            "general_samples = 2")
+                            "general_samples = 2\n[sae]\nprogress_interval_s = 0.2")
 
 
 @pytest.fixture(scope="session")

@@ -151,7 +151,7 @@ def test_sae_job_shows_progress_and_draws_the_loss_chart(page, web_url: str):
     page.get_by_label("Corpus file", exact=True).set_input_files(
         files=[{"name": "cranes.txt", "mimeType": "text/plain", "buffer": CORPUS.encode()}])
     page.get_by_role("spinbutton", name="Latents (hidden_dim)").fill("128")
-    page.get_by_role("spinbutton", name="Max epochs").fill("3")
+    page.get_by_role("spinbutton", name="Max epochs").fill("20")
     page.get_by_role("button", name="Start training").click()
     bar = page.get_by_role("progressbar", name="Training progress")
     expect(bar).to_be_visible()

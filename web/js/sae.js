@@ -113,7 +113,8 @@ async function watch(jobId) {
   };
   drawChart(canvas, points, "training loss");
   let final = null;
-  await stream("GET", `/v1/sae/jobs/${encodeURIComponent(jobId)}:watch`, undefined, (event) => {
+  // Half-second snapshots: enough points for a curve without flooding a slow link.
+  await stream("GET", `/v1/sae/jobs/${encodeURIComponent(jobId)}:watch?min_interval_seconds=0.5`, undefined, (event) => {
     if (event.progress) render(event.progress);
     if (event.final) { final = event.final; render(final); }
   });
