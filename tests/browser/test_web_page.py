@@ -5,6 +5,7 @@ its loss chart, server errors read as sentences, and a key is asked for when aut
 
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.sync_api import expect
@@ -197,3 +198,18 @@ def test_with_auth_on_the_page_asks_for_a_key(page, web_url_auth: str):
     dialog.get_by_role("button", name="Save key").click()
     expect(page.get_by_role("table", name="Models")).to_contain_text("tiny")
     assert page.evaluate("sessionStorage.getItem('llmserve.apiKey')") == ADMIN_KEY
+
+
+def test_chat_json_schema_mode_shows_the_validated_document(page, web_url: str):
+    _open(page, web_url, "chat")
+    page.get_by_text("JSON schema mode").click()
+    page.get_by_role("checkbox", name="Constrain the reply to this JSON schema").check()
+    page.get_by_role("textbox", name="JSON schema").fill(
+        '{"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}}, "required": ["answer"]}')
+    page.get_by_role("textbox", name="Message").fill("Answer in JSON")
+    page.get_by_role("button", name="Send").click()
+    reply = page.locator("#chat-log li.llm").nth(0)
+    expect(reply).to_have_attribute("data-state", "done")
+    document = reply.get_by_label("Validated JSON document")
+    expect(document).to_contain_text('"answer"')
+    assert set(json.loads(document.inner_text())) == {"answer"}
