@@ -1,5 +1,6 @@
 // Chat on ChatService sessions: the user's conversations, the current one's history, replies
-// streamed token by token (with Stop), and an optional JSON-schema mode. The user id and the
+// streamed token by token (with Stop; StreamConversation for a conversation's first message,
+// StreamMessage after), and an optional JSON-schema mode. The user id and the
 // current session live in localStorage, so a reload comes back to the same conversation.
 import {call, stream, el, showError, clearError, messageOf} from "./api.js";
 
@@ -96,29 +97,30 @@ async function send(ev) {
   busy(true);
   controller = new AbortController();
   try {
+    let deltas = 0;
+    const onEvent = (event) => {
+      if (event.session_id) {
+        // StreamConversation's first event: the session exists from here on.
+        setCurrent(event.session_id);
+        loadSessions();
+      } else if (event.delta) {
+        deltas += 1;
+        reply.dataset.deltas = String(deltas);
+        reply.dataset.state = "streaming";
+        reply.querySelector(".text").textContent += event.delta.text || "";
+      } else if (event.reply && event.reply.response_json) {
+        reply.append(jsonBlock(event.reply.response_json));
+      } else if (event.final) {
+        reply.querySelector(".text").textContent = event.final.text;
+      }
+    };
     if (!current()) {
-      // No streaming variant of StartConversation: the first reply arrives whole.
-      const data = await call("POST", "/v1/chat/sessions", {user_id: userId(), initial_message: text, ...extra},
+      await stream("POST", "/v1/chat/sessions:stream", {user_id: userId(), initial_message: text, ...extra}, onEvent,
         {signal: controller.signal});
-      setCurrent(data.session_id);
-      reply.querySelector(".text").textContent = data.message;
-      if (data.response_json) reply.append(jsonBlock(data.response_json));
-      loadSessions();
+      loadSessions();  // its message count
     } else {
-      let deltas = 0;
-      reply.dataset.state = "streaming";
       await stream("POST", `/v1/chat/sessions/${encodeURIComponent(current())}:streamMessage`,
-        {user_message: text, ...extra}, (event) => {
-          if (event.delta) {
-            deltas += 1;
-            reply.dataset.deltas = String(deltas);
-            reply.querySelector(".text").textContent += event.delta.text || "";
-          } else if (event.reply && event.reply.response_json) {
-            reply.append(jsonBlock(event.reply.response_json));
-          } else if (event.final) {
-            reply.querySelector(".text").textContent = event.final.text;
-          }
-        }, {signal: controller.signal});
+        {user_message: text, ...extra}, onEvent, {signal: controller.signal});
     }
     reply.dataset.state = "done";
     clearError($("chat-status"), "");
