@@ -158,7 +158,7 @@ def test_sae_job_shows_progress_and_draws_the_loss_chart(page, web_url: str):
     box = page.locator("#sae-job")
     expect(box).to_have_attribute("data-state", "completed", timeout=300_000)
     expect(bar).to_have_attribute("aria-valuetext", "100 %")
-    canvas = page.get_by_role("img", name="Training loss by step")
+    canvas = page.get_by_role("img", name="Training loss and L0 by tokens processed")
     expect(canvas).to_have_attribute("data-points", re.compile(r"[1-9]\d*"))
     # The chart has ink: some pixel of the canvas differs from the first one.
     assert page.evaluate("""() => {

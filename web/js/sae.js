@@ -6,12 +6,14 @@ const $ = (id) => document.getElementById(id);
 const STATE = (s) => (s || "").replace(/^JOB_STATE_/, "").toLowerCase();
 const num = (id) => ($(id).value.trim() === "" ? undefined : Number($(id).value));
 
-/** A line chart of `points` ([x, y] pairs) on the canvas, with axis labels; no library. */
-export function drawChart(canvas, points, label) {
+/** Line charts on one canvas, no library: `series` is [{label, points: [[x, y], ...]}]; the
+ * first series is scaled on the left axis, the second (if any) on the right one. */
+export function drawChart(canvas, series) {
   const ctx = canvas.getContext("2d");
   const {width: w, height: h} = canvas;
-  const pad = {l: 52, r: 12, t: 14, b: 26};
+  const pad = {l: 52, r: 52, t: 22, b: 26};
   const style = getComputedStyle(document.body);
+  const colors = [getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#2f6fdb", "#d9822b"];
   ctx.clearRect(0, 0, w, h);
   ctx.font = "12px system-ui, sans-serif";
   ctx.fillStyle = style.color;
@@ -19,25 +21,31 @@ export function drawChart(canvas, points, label) {
   ctx.globalAlpha = 0.4;
   ctx.strokeRect(pad.l, pad.t, w - pad.l - pad.r, h - pad.t - pad.b);
   ctx.globalAlpha = 1;
-  if (!points.length) {
+  const all = series.flatMap((s) => s.points);
+  if (!all.length) {
     ctx.fillText("waiting for the first step…", pad.l + 8, pad.t + 18);
     return;
   }
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const xs = all.map((p) => p[0]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-  const y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1e-9);
   const px = (x) => pad.l + ((x - x0) / (x1 - x0)) * (w - pad.l - pad.r);
-  const py = (y) => h - pad.b - ((y - y0) / (y1 - y0)) * (h - pad.t - pad.b);
-  ctx.fillText(y1.toPrecision(3), 4, pad.t + 10);
-  ctx.fillText(y0.toPrecision(3), 4, h - pad.b);
-  ctx.fillText(label, pad.l + 8, pad.t + 14);
   ctx.fillText(`${x1} tokens`, w - pad.r - 90, h - 8);
-  ctx.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue("--accent") || "#2f6fdb";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
-  ctx.stroke();
-  for (const [x, y] of points) ctx.fillRect(px(x) - 2, py(y) - 2, 4, 4);
+  series.forEach(({label, points}, i) => {
+    if (!points.length) return;
+    const ys = points.map((p) => p[1]);
+    const y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1e-9);
+    const py = (y) => h - pad.b - ((y - y0) / (y1 - y0)) * (h - pad.t - pad.b);
+    ctx.fillStyle = ctx.strokeStyle = colors[i % colors.length];
+    const axisX = i === 0 ? 4 : w - pad.r + 4;
+    ctx.fillText(y1.toPrecision(3), axisX, pad.t + 10);
+    ctx.fillText(y0.toPrecision(3), axisX, h - pad.b);
+    ctx.fillText(label, pad.l + 8 + i * 140, pad.t - 6);
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    points.forEach(([x, y], j) => (j ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
+    ctx.stroke();
+    for (const [x, y] of points) ctx.fillRect(px(x) - 2, py(y) - 2, 4, 4);
+  });
 }
 
 async function loadModels() {
@@ -107,11 +115,11 @@ async function watch(jobId) {
       `loss ${Number(p.loss || 0).toFixed(4)} · ${p.tokens_processed} tokens${eta}${p.message ? ` · ${p.message}` : ""}`;
     if (p.loss > 0 && !points.some(([x]) => x === Number(p.tokens_processed))) {
       points.push([Number(p.tokens_processed), p.loss]);
-      drawChart(canvas, points, "training loss");
+      drawChart(canvas, [{label: "training loss", points}]);
       canvas.dataset.points = String(points.length);
     }
   };
-  drawChart(canvas, points, "training loss");
+  drawChart(canvas, [{label: "training loss", points}]);
   let final = null;
   // Half-second snapshots: enough points for a curve without flooding a slow link.
   await stream("GET", `/v1/sae/jobs/${encodeURIComponent(jobId)}:watch?min_interval_seconds=0.5`, undefined, (event) => {
@@ -126,6 +134,15 @@ async function watch(jobId) {
 async function showResult(jobId) {
   const result = await call("GET", `/v1/sae/jobs/${encodeURIComponent(jobId)}/result`);
   const m = result.metrics || {}, stats = result.training_stats || {};
+  // The whole run's curve (sampled by the server), loss and L0, replaces the live points.
+  const curve = m.loss_curve || [];
+  if (curve.length) {
+    const canvas = $("sae-chart");
+    drawChart(canvas, [{label: "training loss", points: curve.map((p) => [Number(p.tokens_processed), p.loss])},
+      {label: "L0 (latents per token)", points: curve.map((p) => [Number(p.tokens_processed), p.l0])}]);
+    canvas.dataset.points = String(curve.length);
+    canvas.setAttribute("aria-label", "Training loss and L0 by tokens processed");
+  }
   const rows = {"final loss": stats.final_loss, "epochs": stats.total_epochs, "FVU": m.fvu, "L0": m.l0,
     "dead fraction": m.dead_fraction, "features": result.feature_count, "tokens/s": stats.tokens_per_second,
     "weights": (result.artifacts || {}).weights_path};
