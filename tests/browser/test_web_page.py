@@ -25,7 +25,7 @@ def _open(page, url: str, section: str):
 
 def test_page_and_its_modules_come_through_envoy(page, web_url: str):
     _open(page, web_url, "status")
-    for path, kind in (("/web/js/main.js", "text/javascript"), ("/web/app.css", "text/css")):
+    for path, kind in (("/web/main.js", "text/javascript"), ("/web/app.css", "text/css")):
         resp = page.request.get(web_url + path)
         assert resp.status == 200 and resp.headers["content-type"].startswith(kind), path
     expect(page.get_by_role("link", name="Status")).to_have_attribute("aria-current", "page")

@@ -56,6 +56,14 @@ def test_render_moves_ports_and_paths_only(descriptor: Path, tmp_path: Path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_render_reads_the_page_from_another_folder(descriptor: Path, tmp_path: Path):
+    # deploy/k8s mounts web/'s files flat in one folder (a ConfigMap).
+    out = envoy_config.render(50123, 18123, 19123, descriptor, tmp_path / "envoy.yaml", web_dir="/etc/envoy")
+    pages = {r["direct_response"]["body"]["filename"] for r in envoy_config.routes(yaml.safe_load(out.read_text()))
+             if "direct_response" in r}
+    assert pages == {f"/etc/envoy/{path.name}" for path in (ROOT / "web").iterdir()}
+
+
 def _rest_services(descriptor: Path) -> set[str]:
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
     services = set()
@@ -100,8 +108,8 @@ def test_backend_routes_never_time_out_and_backend_is_health_checked():
 def test_web_page_is_self_contained():
     html = (ROOT / "web" / "index.html").read_text()
     assert "<title>llmserve</title>" in html
-    assert '<script type="module" src="/web/js/main.js">' in html
-    api = (ROOT / "web" / "js" / "api.js").read_text()
+    assert '<script type="module" src="/web/main.js">' in html
+    api = (ROOT / "web" / "api.js").read_text()
     assert "getReader" in api and "text/event-stream" in api
     # Nothing is loaded from elsewhere: no absolute URLs in src/href/fetch/import/@import.
     for path in (ROOT / "web").rglob("*"):
