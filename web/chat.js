@@ -45,7 +45,7 @@ async function loadSessions() {
       const when = s.last_active ? new Date(s.last_active).toLocaleString() : "";
       list.append(el("li", {}, el("button", {type: "button", "aria-current": s.session_id === current() ? "true" : "false",
         "aria-label": `Conversation of ${when}, ${s.message_count} messages`, "data-session": s.session_id,
-        onclick: () => open(s.session_id)}, `${when} · ${s.message_count} msgs`)));
+        onclick: () => open(s.session_id)}, when, el("br"), el("span", {class: "muted"}, `${s.message_count} messages`))));
     }
     if (!list.children.length) list.append(el("li", {class: "muted"}, "No conversations yet."));
   } catch (err) {
