@@ -21,6 +21,7 @@ function userId() {
 const current = () => localStorage.getItem(SESSION) || "";
 function setCurrent(id) {
   if (id) localStorage.setItem(SESSION, id); else localStorage.removeItem(SESSION);
+  $("chat-end").hidden = !id;
 }
 
 function bubble(sender, text, json) {
@@ -69,6 +70,19 @@ async function open(id) {
   for (const b of document.querySelectorAll("#chat-sessions button")) {
     b.setAttribute("aria-current", b.dataset.session === current() ? "true" : "false");
   }
+}
+
+async function endConversation() {
+  const id = current();
+  if (!id) return;
+  try {
+    await call("DELETE", `/v1/chat/sessions/${encodeURIComponent(id)}`);
+    await open("");
+    clearError($("chat-status"), "Conversation ended.");
+  } catch (err) {
+    showError($("chat-status"), err);
+  }
+  loadSessions();
 }
 
 function schemaFields() {
@@ -146,6 +160,7 @@ export function start() {
   });
   $("chat-stop").addEventListener("click", () => controller && controller.abort());
   $("chat-new").addEventListener("click", () => { open(""); loadSessions(); $("chat-message").focus(); });
+  $("chat-end").addEventListener("click", endConversation);
   open(current()).then(loadSessions);
 }
 

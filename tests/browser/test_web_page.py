@@ -62,6 +62,11 @@ def test_chat_streams_a_reply_and_keeps_the_session_across_reloads(page, web_url
     expect(page.locator("#chat-log li.user").nth(1)).to_contain_text("Tell me more")
     expect(page.locator("#chat-log li.llm").nth(1).locator(".text")).to_have_text(reply)
 
+    page.get_by_role("button", name="End conversation").click()
+    expect(page.locator("#chat-status")).to_have_text("Conversation ended.")
+    expect(page.locator("#chat-log li")).to_have_count(0)
+    expect(page.locator("#chat-sessions button")).to_have_count(0)
+
 
 def test_chat_stop_button_ends_a_stream(page, web_url: str):
     _open(page, web_url, "chat")
