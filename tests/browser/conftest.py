@@ -71,9 +71,10 @@ def _stack(folder: Path, tiny_model_dir: Path, descriptor: Path, extra: str = ""
             server.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_url(tmp_path_factory, tiny_model_dir: Path, web_descriptor: Path) -> Iterator[str]:
-    """Auth off: the single-user machine `make run` gives."""
+    """Auth off: the single-user machine `make run` gives. Module-scoped, so these processes
+    are gone before the rest of the suite runs."""
     # Specialist training kept to a few short steps, SAE progress written often: the tests
     # watch the jobs, not their quality.
     yield from _stack(tmp_path_factory.mktemp("web-stack"), tiny_model_dir, web_descriptor,
@@ -81,15 +82,17 @@ def web_url(tmp_path_factory, tiny_model_dir: Path, web_descriptor: Path) -> Ite
                             "general_samples = 2\n[sae]\nprogress_interval_s = 0.2")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_url_auth(tmp_path_factory, tiny_model_dir: Path, web_descriptor: Path) -> Iterator[str]:
     """auth.mode = api_key: every call but health and the page needs a key."""
     yield from _stack(tmp_path_factory.mktemp("web-stack-auth"), tiny_model_dir, web_descriptor,
                       extra='[auth]\nmode = "api_key"', env={"LLMSERVE_AUTH__ADMIN_KEY": ADMIN_KEY})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str):
+    """Module-scoped: Playwright's synchronous API runs its own event loop on this thread, so
+    it must be gone before the asyncio tests of later modules run theirs."""
     from playwright.sync_api import expect, sync_playwright
 
     # Upper bound of every DOM wait (a busy 2-core machine), not a speed claim.
