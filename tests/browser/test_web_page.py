@@ -187,9 +187,9 @@ def test_narrow_viewport_has_no_sideways_scroll(browser, web_url: str):
             _open(page, web_url, section)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{section} is {width} px wide at a 390 px viewport"
+            screenshot(page, f"{section}-390px", page.locator(f"section#{section}"))
         _open(page, web_url, "chat")
         expect(page.get_by_role("button", name="Send")).to_be_visible()
-        screenshot(page, "chat-390px")
     finally:
         context.close()
 
