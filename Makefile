@@ -9,7 +9,7 @@ ADMIN_PORT ?= 9901
 PYTEST_ARGS ?=
 REPLICAS ?= 1
 
-.PHONY: install proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
+.PHONY: install browser proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
 
 $(STAMP): pyproject.toml requirements-torch.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ $(STAMP): pyproject.toml requirements-torch.txt
 
 install: $(STAMP)
 
+# The browser tests (tests/browser) drive Debian's chromium; Playwright's own browser
+# download is never used. As root this installs it; otherwise it says what to run.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium missing: run 'sudo apt-get install chromium' (tests/browser needs it)"; fi; }
+
 proto: $(STAMP)  ## regenerate clients/python and build/llmserve.pb from proto/
 	$(BIN)/python tools/protogen.py
 
@@ -36,10 +44,10 @@ run: install descriptor  ## server on the embedded model + Envoy (REST, web page
 serve: install  ## gRPC server alone
 	$(BIN)/python -m server.main --port $(GRPC_PORT)
 
-test: install  ## every test: unit, storage (SQLite + Postgres), integration with Envoy and grpcurl
+test: install browser  ## every test: unit, storage (SQLite + Postgres), integration with Envoy and grpcurl, the page in chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install browser
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install descriptor  ## throughput/latency -> bench/results.md, fair share -> bench/fair_share.md, two replicas -> bench/replicas.md

@@ -25,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVOY_YAML = ROOT / "envoy.yaml"
-WEB_PAGE = ROOT / "web" / "index.html"
+WEB_DIR = ROOT / "web"
 DESCRIPTOR = ROOT / "build" / "llmserve.pb"
 
 HCM = "envoy.filters.network.http_connection_manager"
@@ -79,13 +79,14 @@ def routes(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | str = DESCRIPTOR,
            out_path: Path | str = ROOT / "build" / "envoy.yaml", *, http_host: str | None = None,
-           grpc_host: str | None = None, web_page: Path | str = WEB_PAGE,
+           grpc_host: str | None = None, web_dir: Path | str = WEB_DIR,
            source: Path | str = ENVOY_YAML, backends: Sequence[tuple[str, int]] | None = None,
            dns: bool = False, admin_host: str | None = None) -> Path:
     """Write a copy of envoy.yaml that listens on `http_port` (REST, web page and
     gRPC passthrough), serves admin on `admin_port`, proxies to the gRPC server
     on `grpc_port` (or to every replica in `backends`, (host, port) pairs), and names
-    `descriptor` and `web_page` by absolute path (so Envoy can run from any directory).
+    `descriptor` and the page's files (in `web_dir`) by absolute path (so Envoy can run from
+    any directory).
     `dns`: the backends are DNS names to resolve and follow (STRICT_DNS; a Kubernetes
     headless service resolves to every pod). Returns `out_path`."""
     config = copy.deepcopy(load(Path(source)))
@@ -111,11 +112,11 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
             cluster["dns_refresh_rate"] = "5s"
 
     transcoder(config)["proto_descriptor"] = str(Path(descriptor).resolve())
-    page = str(Path(web_page).resolve())
+    # The committed file names the page's files as web/<name>; they are read from `web_dir`.
     for route in routes(config):
         body = route.get("direct_response", {}).get("body", {})
         if "filename" in body:
-            body["filename"] = page
+            body["filename"] = str((Path(web_dir) / Path(body["filename"]).relative_to("web")).resolve())
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -276,11 +277,11 @@ def _cli(argv: list[str]) -> Path:
     parser.add_argument("--dns", action="store_true", help="backends are DNS names (STRICT_DNS)")
     parser.add_argument("--http-host")
     parser.add_argument("--descriptor", default=str(DESCRIPTOR))
-    parser.add_argument("--web-page", default=str(WEB_PAGE))
+    parser.add_argument("--web-dir", default=str(WEB_DIR), help="folder of the page's files (web/)")
     args = parser.parse_args(argv)
     backends = [(b.rsplit(":", 1)[0], int(b.rsplit(":", 1)[1])) for b in args.backend] or None
     return render(args.grpc_port, args.http_port, args.admin_port, args.descriptor, args.out,
-                  http_host=args.http_host, backends=backends, dns=args.dns, web_page=args.web_page)
+                  http_host=args.http_host, backends=backends, dns=args.dns, web_dir=args.web_dir)
 
 
 if __name__ == "__main__":  # render only: python tools/envoy_config.py GRPC HTTP ADMIN [OUT] [--backend H:P ...]

@@ -143,6 +143,18 @@ class ChatSessions:
     # --- conversations -----------------------------------------------------------------
     async def start_conversation(self, tenant: str, user_id: str, text: str, *, system_prompt: str | None,
                                  model: str | None, options: ReplyOptions) -> ChatReply:
+        reply = None
+        async for event in self.stream_conversation(tenant, user_id, text, system_prompt=system_prompt,
+                                                    model=model, options=options):
+            reply = event
+        assert isinstance(reply, ChatReply)
+        return reply
+
+    async def stream_conversation(self, tenant: str, user_id: str, text: str, *, system_prompt: str | None,
+                                  model: str | None, options: ReplyOptions
+                                  ) -> AsyncIterator[ChatSessionRecord | TokenEvent | ChatReply]:
+        """The new session (once it exists), TokenEvents as they are generated, then the
+        stored ChatReply."""
         user_id = check_uuid("user_id", user_id)
         _check_message("initial_message", text)
         if system_prompt is not None and len(system_prompt) > MAX_MESSAGE_CHARS:
@@ -153,12 +165,10 @@ class ChatSessions:
         plan = await self._plan(bound, system_prompt or None, [], text, options, spec, "initial_message")
         session = await asyncio.to_thread(self._repo.create_session, tenant, user_id, bound.name,
                                           system_prompt=system_prompt or None)
-        reply = None
         async with self._locks.hold(session.session_id):
+            yield session
             async for event in self._exchange(tenant, session.session_id, [], text, plan):
-                reply = event
-        assert isinstance(reply, ChatReply)
-        return reply
+                yield event
 
     async def send(self, tenant: str, session_id: str, text: str,
                    options: ReplyOptions) -> AsyncIterator[TokenEvent | ChatReply]:

@@ -31,6 +31,9 @@ class LossPoint:
     epoch: int
     tokens_processed: int
     loss: float
+    l0: float = 0.0
+    """Mean latents firing per token in this step's batch (0 in curves saved before it was
+    recorded)."""
 
 
 @dataclass(frozen=True)

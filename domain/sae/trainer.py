@@ -51,6 +51,7 @@ class Trainer:
         self.since_fired = torch.zeros(self.sae.d_sae, dtype=torch.long)
         self.epoch_losses: list[float] = []
         self.curve: list[LossPoint] = []
+        self._last_vals = torch.zeros(0, 0)
         self.seconds = 0.0
         self.checkpoints: list[str] = []
         self.resumed_from_epoch = 0
@@ -95,7 +96,7 @@ class Trainer:
                 prog.step += 1
                 prog.loss = loss
                 if prog.step % stride == 0:
-                    self.curve.append(LossPoint(prog.step, epoch, prog.tokens, loss))
+                    self.curve.append(LossPoint(prog.step, epoch, prog.tokens, loss, self._batch_l0()))
                 elapsed = time.perf_counter() - start
                 prog.fraction = self.span[0] + self.span[1] * prog.step / total
                 prog.eta_s = elapsed / max(1, prog.step - start_step) * (total - prog.step)
@@ -135,7 +136,11 @@ class Trainer:
             self.since_fired += len(x)
             self.since_fired[fired] = 0
         self.progress.tokens += len(x)
+        self._last_vals = out.vals.detach()  # the curve's L0, counted only at its sampled steps
         return float(loss.detach())
+
+    def _batch_l0(self) -> float:
+        return float((self._last_vals > 0).sum(-1).float().mean())
 
     def dead_fraction(self) -> tuple[float, int]:
         """Share of latents that fired on none of the last `window` training tokens."""

@@ -97,6 +97,13 @@ def _reply_fields(reply: ChatReply) -> dict[str, Any]:
                 finish_reason=FINISH_REASONS[reply.finish.reason], usage=usage(reply.finish))
 
 
+def _closing(reply: ChatReply, response: Any) -> list[Any]:
+    """The last two events of a streamed reply: the stored reply's ids, then `final`."""
+    stored = pb.StreamedReply(message_id=reply.message.message_id, updated_session=reply.session_id,
+                              response_json=_struct(reply.parsed))
+    return [response(reply=stored), response(final=final(finished(reply.finish)))]
+
+
 def _schema(info: Any) -> pb.JsonSchema:
     return pb.JsonSchema(name=info.name, description=info.description, json_schema=info.text,
                          builtin=info.builtin, created_at=_ts(info.created_at))
@@ -115,6 +122,24 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             model=request.model if request.HasField("model") else None, options=_options(request))
         return pb.StartConversationResponse(session_id=reply.session_id, message=reply.message.content,
                                             **_reply_fields(reply))
+
+    async def StreamConversation(self, request: pb.StreamConversationRequest,
+                                 context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StreamConversationResponse]:
+        async def messages() -> AsyncIterator[pb.StreamConversationResponse]:
+            async for event in self._sessions.stream_conversation(
+                    tenant(), request.user_id, request.initial_message,
+                    system_prompt=request.system_prompt if request.HasField("system_prompt") else None,
+                    model=request.model if request.HasField("model") else None, options=_options(request)):
+                if isinstance(event, ChatSessionRecord):
+                    yield pb.StreamConversationResponse(session_id=event.session_id)
+                elif isinstance(event, TokenEvent):
+                    yield pb.StreamConversationResponse(delta=delta(event))
+                else:
+                    for message in _closing(event, pb.StreamConversationResponse):
+                        yield message
+
+        async for message in in_band_errors(messages(), pb.StreamConversationResponse):
+            yield message
 
     async def SendMessage(self, request: pb.SendMessageRequest,
                           context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
@@ -135,10 +160,8 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                 if isinstance(event, TokenEvent):
                     yield pb.StreamMessageResponse(delta=delta(event))
                 else:
-                    yield pb.StreamMessageResponse(reply=pb.StreamedReply(
-                        message_id=event.message.message_id, updated_session=event.session_id,
-                        response_json=_struct(event.parsed)))
-                    yield pb.StreamMessageResponse(final=final(finished(event.finish)))
+                    for message in _closing(event, pb.StreamMessageResponse):
+                        yield message
 
         async for message in in_band_errors(messages(), pb.StreamMessageResponse):
             yield message

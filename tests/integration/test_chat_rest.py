@@ -74,3 +74,26 @@ async def test_stream_message_as_server_sent_events(http: httpx.AsyncClient, rea
     kinds = [next(iter(e)) for e in events]
     assert kinds[-2:] == ["reply", "final"] and set(kinds[:-2]) == {"delta"}
     assert "".join(e["delta"]["text"] for e in events[:-2]) == events[-1]["final"]["text"]
+
+
+async def test_stream_conversation_starts_a_session_and_streams_its_first_reply(http: httpx.AsyncClient, read_sse,
+                                                                                 field_violations):
+    async with http.stream("POST", "/v1/chat/sessions:stream",
+                           json={"user_id": USER, "initial_message": "hello", "max_new_tokens": 6}) as resp:
+        assert resp.status_code == 200
+        events = await read_sse(resp)
+    kinds = [next(iter(e)) for e in events]
+    assert kinds[0] == "session_id" and kinds[-2:] == ["reply", "final"] and set(kinds[1:-2]) == {"delta"}
+    session = events[0]["session_id"]
+    assert events[-2]["reply"]["updated_session"] == session
+    text = events[-1]["final"]["text"]
+    assert "".join(e["delta"]["text"] for e in events[1:-2]) == text
+    history = (await http.get(f"/v1/chat/sessions/{session}/messages")).json()["messages"]
+    assert [(m["sender"], m["content"]) for m in history] == [("user", "hello"), ("llm", text)]
+
+    # A refused request is an HTTP error before any event, and creates no session.
+    before = (await http.get(f"/v1/chat/sessions?user_id={USER}&page_size=1000")).json()["sessions"]
+    bad = await http.post("/v1/chat/sessions:stream", json={"user_id": USER, "initial_message": "x", "json_schema": "[1]"})
+    assert bad.status_code == 400 and field_violations(bad.json()) == ["json_schema"]
+    after = (await http.get(f"/v1/chat/sessions?user_id={USER}&page_size=1000")).json()["sessions"]
+    assert len(after) == len(before)

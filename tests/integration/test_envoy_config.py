@@ -18,20 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_envoy_yaml_validates(descriptor: Path, tmp_path: Path):
-    # The committed file names build/llmserve.pb and web/index.html relative to
+    # The committed file names build/llmserve.pb and the page's files in web/ relative to
     # where `make run` runs; lay those out in a scratch folder, unchanged file.
     (tmp_path / "build").mkdir()
     shutil.copy(descriptor, tmp_path / "build" / "llmserve.pb")
-    (tmp_path / "web").mkdir()
-    shutil.copy(ROOT / "web" / "index.html", tmp_path / "web" / "index.html")
+    shutil.copytree(ROOT / "web", tmp_path / "web")
     result = envoy_config.validate(ROOT / "envoy.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout + result.stderr
 
 
 def test_validate_catches_a_missing_descriptor(tmp_path: Path):
-    (tmp_path / "web").mkdir()
-    shutil.copy(ROOT / "web" / "index.html", tmp_path / "web" / "index.html")
+    shutil.copytree(ROOT / "web", tmp_path / "web")
     result = envoy_config.validate(ROOT / "envoy.yaml", cwd=tmp_path)
     assert result.returncode != 0
     assert "llmserve.pb" in result.stdout + result.stderr
@@ -48,7 +46,7 @@ def test_render_moves_ports_and_paths_only(descriptor: Path, tmp_path: Path):
         "socket_address"]["port_value"] == 50123
     assert envoy_config.transcoder(rendered)["proto_descriptor"] == str(descriptor.resolve())
     pages = {r["direct_response"]["body"]["filename"] for r in envoy_config.routes(rendered) if "direct_response" in r}
-    assert pages == {str((ROOT / "web" / "index.html").resolve())}
+    assert pages == {str(path.resolve()) for path in (ROOT / "web").rglob("*") if path.is_file()}
     # Everything else is the committed behaviour.
     original_transcoder = envoy_config.transcoder(original)
     for key, value in envoy_config.transcoder(rendered).items():
@@ -56,6 +54,14 @@ def test_render_moves_ports_and_paths_only(descriptor: Path, tmp_path: Path):
             assert value == original_transcoder[key], key
     result = envoy_config.validate(out, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_render_reads_the_page_from_another_folder(descriptor: Path, tmp_path: Path):
+    # deploy/k8s mounts web/'s files flat in one folder (a ConfigMap).
+    out = envoy_config.render(50123, 18123, 19123, descriptor, tmp_path / "envoy.yaml", web_dir="/etc/envoy")
+    pages = {r["direct_response"]["body"]["filename"] for r in envoy_config.routes(yaml.safe_load(out.read_text()))
+             if "direct_response" in r}
+    assert pages == {f"/etc/envoy/{path.name}" for path in (ROOT / "web").iterdir()}
 
 
 def _rest_services(descriptor: Path) -> set[str]:
@@ -102,9 +108,21 @@ def test_backend_routes_never_time_out_and_backend_is_health_checked():
 def test_web_page_is_self_contained():
     html = (ROOT / "web" / "index.html").read_text()
     assert "<title>llmserve</title>" in html
-    assert "/v1/completions:stream" in html and "getReader" in html
-    assert 'href="/v1/models"' in html and 'href="/health"' in html
-    # Nothing is loaded from elsewhere: no absolute URLs in src/href/fetch/@import.
-    assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", html)
-    assert not re.search(r"""(fetch\(|@import|url\()\s*["']?(https?:)?//""", html)
+    assert '<script type="module" src="/web/main.js">' in html
+    api = (ROOT / "web" / "api.js").read_text()
+    assert "getReader" in api and "text/event-stream" in api
+    # Nothing is loaded from elsewhere: no absolute URLs in src/href/fetch/import/@import.
+    for path in (ROOT / "web").rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", text), path
+            assert not re.search(r"""(fetch\(|@import|url\(|from)\s*["']?(https?:)?//""", text), path
 
+
+def test_every_page_file_has_a_route_and_every_route_a_file():
+    served = {r["match"]["path"]: r["direct_response"]["body"]["filename"]
+              for r in envoy_config.routes(envoy_config.load()) if "direct_response" in r}
+    files = {str(p.relative_to(ROOT)) for p in (ROOT / "web").rglob("*") if p.is_file()}
+    assert set(served.values()) == files
+    for path, name in served.items():
+        assert path in ("/", "/index.html") or path == "/" + name, (path, name)

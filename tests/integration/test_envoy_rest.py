@@ -82,9 +82,14 @@ async def test_root_is_web_page_for_browsers(http: httpx.AsyncClient):
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html")
     assert "<title>llmserve</title>" in resp.text
-    assert "/v1/completions:stream" in resp.text
+    assert '<script type="module" src="/web/main.js">' in resp.text
     page = await http.get("/index.html")
     assert page.status_code == 200 and page.text == resp.text
+    # Its modules and stylesheet, with the content types browsers insist on for modules.
+    for path, kind in (("/web/main.js", "text/javascript"), ("/web/chat.js", "text/javascript"),
+                       ("/web/app.css", "text/css")):
+        asset = await http.get(path)
+        assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind), path
 
 
 async def test_health_has_union_fields(http: httpx.AsyncClient):

@@ -102,6 +102,7 @@ async def test_upload_train_and_result(stub, sae_app):
     assert m.dead_window_tokens == job.tokens_processed
     assert m.HasField("ce_loss_score") and m.eval_tokens > 0
     assert [p.step for p in m.loss_curve] == sorted(p.step for p in m.loss_curve) and m.loss_curve
+    assert all(0 < p.l0 <= 8 for p in m.loss_curve)  # latents firing per token, at most k
     stats = result.training_stats.feature_statistics
     assert stats.total_features == 256 and stats.active_features + stats.dead_features == 256
     weights = load_file(result.artifacts.weights_path)

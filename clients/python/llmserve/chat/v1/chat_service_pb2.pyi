@@ -86,6 +86,46 @@ class StartConversationResponse(_message.Message):
     usage: _common_pb2.Usage
     def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., response_json: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message_id: _Optional[str] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
 
+class StreamConversationRequest(_message.Message):
+    __slots__ = ("user_id", "initial_message", "system_prompt", "model", "json_schema_name", "json_schema", "max_new_tokens", "temperature", "top_p", "top_k", "seed")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    JSON_SCHEMA_NAME_FIELD_NUMBER: _ClassVar[int]
+    JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    initial_message: str
+    system_prompt: str
+    model: str
+    json_schema_name: str
+    json_schema: str
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int
+    def __init__(self, user_id: _Optional[str] = ..., initial_message: _Optional[str] = ..., system_prompt: _Optional[str] = ..., model: _Optional[str] = ..., json_schema_name: _Optional[str] = ..., json_schema: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class StreamConversationResponse(_message.Message):
+    __slots__ = ("session_id", "delta", "reply", "final", "error")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    delta: _common_pb2.TokenDelta
+    reply: StreamedReply
+    final: _common_pb2.GenerationFinal
+    error: _common_pb2.StreamError
+    def __init__(self, session_id: _Optional[str] = ..., delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., reply: _Optional[_Union[StreamedReply, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.GenerationFinal, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.StreamError, _Mapping]] = ...) -> None: ...
+
 class SendMessageRequest(_message.Message):
     __slots__ = ("session_id", "user_message", "json_schema_name", "json_schema", "max_new_tokens", "temperature", "top_p", "top_k", "seed")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,11 @@ class ChatServiceStub:
                 request_serializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StartConversationRequest.SerializeToString,
                 response_deserializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StartConversationResponse.FromString,
                 _registered_method=True)
+        self.StreamConversation = channel.unary_stream(
+                '/llmserve.chat.v1.ChatService/StreamConversation',
+                request_serializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StreamConversationRequest.SerializeToString,
+                response_deserializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StreamConversationResponse.FromString,
+                _registered_method=True)
         self.SendMessage = channel.unary_unary(
                 '/llmserve.chat.v1.ChatService/SendMessage',
                 request_serializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.SendMessageRequest.SerializeToString,
@@ -141,6 +146,19 @@ class ChatServiceServicer:
         Errors: INVALID_ARGUMENT (bad user_id, empty initial_message, bad sampling
         value, invalid inline schema), NOT_FOUND (unknown json_schema_name or
         model).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamConversation(self, request, context):
+        """Streaming variant of StartConversation, so a conversation's first reply
+        streams like the later ones. Events: exactly one `session_id` first (the
+        session exists from then on), then as StreamMessage: zero or more
+        `delta`, then `reply` and `final`, or one `error` instead. Errors that
+        refuse the request (as StartConversation's) are a gRPC status before any
+        event, and then no session is created. Over REST the route is served as
+        server-sent events.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -243,6 +261,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     request_deserializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StartConversationRequest.FromString,
                     response_serializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StartConversationResponse.SerializeToString,
             ),
+            'StreamConversation': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamConversation,
+                    request_deserializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StreamConversationRequest.FromString,
+                    response_serializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StreamConversationResponse.SerializeToString,
+            ),
             'SendMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.SendMessage,
                     request_deserializer=llmserve_dot_chat_dot_v1_dot_chat__service__pb2.SendMessageRequest.FromString,
@@ -342,6 +365,33 @@ class ChatService:
             '/llmserve.chat.v1.ChatService/StartConversation',
             llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StartConversationRequest.SerializeToString,
             llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StartConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llmserve.chat.v1.ChatService/StreamConversation',
+            llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StreamConversationRequest.SerializeToString,
+            llmserve_dot_chat_dot_v1_dot_chat__service__pb2.StreamConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,

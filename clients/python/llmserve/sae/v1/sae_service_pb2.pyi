@@ -305,16 +305,18 @@ class SaeMetrics(_message.Message):
     def __init__(self, fvu: _Optional[float] = ..., l0: _Optional[float] = ..., dead_fraction: _Optional[float] = ..., dead_window_tokens: _Optional[int] = ..., dense_fraction: _Optional[float] = ..., dense_threshold: _Optional[float] = ..., mean_activation: _Optional[float] = ..., ce_loss_score: _Optional[float] = ..., eval_tokens: _Optional[int] = ..., loss_curve: _Optional[_Iterable[_Union[LossCurvePoint, _Mapping]]] = ...) -> None: ...
 
 class LossCurvePoint(_message.Message):
-    __slots__ = ("step", "epoch", "tokens_processed", "loss")
+    __slots__ = ("step", "epoch", "tokens_processed", "loss", "l0")
     STEP_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TOKENS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
+    L0_FIELD_NUMBER: _ClassVar[int]
     step: int
     epoch: int
     tokens_processed: int
     loss: float
-    def __init__(self, step: _Optional[int] = ..., epoch: _Optional[int] = ..., tokens_processed: _Optional[int] = ..., loss: _Optional[float] = ...) -> None: ...
+    l0: float
+    def __init__(self, step: _Optional[int] = ..., epoch: _Optional[int] = ..., tokens_processed: _Optional[int] = ..., loss: _Optional[float] = ..., l0: _Optional[float] = ...) -> None: ...
 
 class SaeArtifacts(_message.Message):
     __slots__ = ("weights_path", "config_path", "feature_stats_path")
