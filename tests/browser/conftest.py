@@ -96,7 +96,7 @@ def browser(chromium_path: str):
     from playwright.sync_api import expect, sync_playwright
 
     # Upper bound of every DOM wait (a busy 2-core machine), not a speed claim.
-    expect.set_options(timeout=60_000)
+    expect.set_options(timeout=180_000)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, headless=True,
@@ -111,7 +111,7 @@ def browser(chromium_path: str):
 def page(browser):
     """A fresh browser context (empty storage) at a desktop size."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(60_000)
+    context.set_default_timeout(180_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
