@@ -59,8 +59,9 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def text_event(text: str, event: str = "") -> bytes:
-    """One Server-Sent Event carrying `text` as is: text with line breaks goes the way SSE
-    carries multi-line data (one `data:` line per line; a parser joins them with "\n")."""
+    """One Server-Sent Event carrying `text`: text with line breaks goes the way SSE
+    carries multi-line data (one `data:` line per line; a parser joins them with "\n", so
+    CR and CRLF, which are line ends in SSE too, arrive as LF)."""
     head = f"event: {event}\n" if event else ""
     lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(text))
     return (head + lines + "\n").encode()

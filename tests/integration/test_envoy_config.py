@@ -102,8 +102,8 @@ def test_backend_routes_never_time_out_and_backend_is_health_checked():
 def test_web_page_is_self_contained():
     html = (ROOT / "web" / "index.html").read_text()
     assert "<title>llmserve</title>" in html
-    assert "/v1/completions:stream" in html and "getReader" in html
-    assert 'href="/v1/models"' in html and 'href="/health"' in html
+    assert "/v1/generation/completions:stream" in html and "getReader" in html
+    assert 'href="/v1/generation/models"' in html and 'href="/health"' in html
     # Nothing is loaded from elsewhere: no absolute URLs in src/href/fetch/@import.
     assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", html)
     assert not re.search(r"""(fetch\(|@import|url\()\s*["']?(https?:)?//""", html)
