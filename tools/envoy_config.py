@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENVOY_YAML = ROOT / "envoy.yaml"
 WEB_PAGE = ROOT / "web" / "index.html"
 DESCRIPTOR = ROOT / "build" / "llmserve.pb"
+OPENAPI = ROOT / "build" / "openapi.json"
 
 HCM = "envoy.filters.network.http_connection_manager"
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
@@ -81,11 +82,12 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
            out_path: Path | str = ROOT / "build" / "envoy.yaml", *, http_host: str | None = None,
            grpc_host: str | None = None, web_page: Path | str = WEB_PAGE,
            source: Path | str = ENVOY_YAML, backends: Sequence[tuple[str, int]] | None = None,
-           dns: bool = False, admin_host: str | None = None) -> Path:
+           dns: bool = False, admin_host: str | None = None, openapi: Path | str | None = None) -> Path:
     """Write a copy of envoy.yaml that listens on `http_port` (REST, web page and
     gRPC passthrough), serves admin on `admin_port`, proxies to the gRPC server
     on `grpc_port` (or to every replica in `backends`, (host, port) pairs), and names
-    `descriptor` and `web_page` by absolute path (so Envoy can run from any directory).
+    `descriptor` and `web_page` by absolute path (so Envoy can run from any directory), as
+    `openapi` (the OpenAPI document; build/openapi.json by default) and the other pages.
     `dns`: the backends are DNS names to resolve and follow (STRICT_DNS; a Kubernetes
     headless service resolves to every pod). Returns `out_path`."""
     config = copy.deepcopy(load(Path(source)))
@@ -111,17 +113,28 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
             cluster["dns_refresh_rate"] = "5s"
 
     transcoder(config)["proto_descriptor"] = str(Path(descriptor).resolve())
-    page = str(Path(web_page).resolve())
+    files = {"web/index.html": Path(web_page), "build/openapi.json": Path(openapi or openapi_for(descriptor))}
     for route in routes(config):
         body = route.get("direct_response", {}).get("body", {})
         if "filename" in body:
-            body["filename"] = page
+            body["filename"] = str(files.get(body["filename"], ROOT / body["filename"]).resolve())
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         f.write(f"# Rendered from {source} by tools/envoy_config.py; do not edit.\n")
         yaml.safe_dump(config, f, sort_keys=False, width=120)
+    return out
+
+
+def openapi_for(descriptor: Path | str) -> Path:
+    """The OpenAPI document of `descriptor`, beside it (built when missing or older)."""
+    descriptor = Path(descriptor)
+    out = descriptor.with_name("openapi.json")
+    if descriptor.exists() and (not out.exists() or out.stat().st_mtime < descriptor.stat().st_mtime):
+        import openapi_doc
+
+        openapi_doc.write(descriptor, out)
     return out
 
 

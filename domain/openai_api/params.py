@@ -194,8 +194,10 @@ def _turn(i: int, message: Any) -> ChatTurn:
     for key in message:
         if key not in ("role", "content", "name"):
             raise InvalidArgument(f"{where}.{str(key)[:64]}", "is not supported (text messages only: role, content, name)")
+    if not isinstance(message.get("name", ""), str):
+        raise InvalidArgument(f"{where}.name", "must be a string")
     role = message.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidArgument(f"{where}.role", f"must be one of {', '.join(ROLES)}; got {json.dumps(role)[:64]}")
     return ChatTurn(ROLES[role], _content(where, message.get("content")))
 

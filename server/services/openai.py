@@ -15,11 +15,11 @@ from typing import Any
 import grpc
 from google.api import httpbody_pb2
 from google.rpc import code_pb2, error_details_pb2
+from llmserve.openai.v1 import openai_service_pb2 as pb
+from llmserve.openai.v1 import openai_service_pb2_grpc as pb_grpc
 
 from domain.openai_api import params, render
 from domain.openai_api.service import OpenAICompletions
-from llmserve.openai.v1 import openai_service_pb2 as pb
-from llmserve.openai.v1 import openai_service_pb2_grpc as pb_grpc
 from server.errors import servicer, to_status
 from server.services.binding import ServiceBinding, full_name
 from server.services.convert import finished

@@ -18,20 +18,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_envoy_yaml_validates(descriptor: Path, tmp_path: Path):
-    # The committed file names build/llmserve.pb and web/index.html relative to
-    # where `make run` runs; lay those out in a scratch folder, unchanged file.
+    # The committed file names build/llmserve.pb, build/openapi.json, the docs' assets and
+    # the pages in web/ relative to where `make run` runs; lay those out in a scratch
+    # folder, unchanged file.
     (tmp_path / "build").mkdir()
     shutil.copy(descriptor, tmp_path / "build" / "llmserve.pb")
-    (tmp_path / "web").mkdir()
-    shutil.copy(ROOT / "web" / "index.html", tmp_path / "web" / "index.html")
+    shutil.copy(envoy_config.openapi_for(descriptor), tmp_path / "build" / "openapi.json")
+    shutil.copytree(ROOT / "build" / "docs", tmp_path / "build" / "docs")
+    shutil.copytree(ROOT / "web", tmp_path / "web")
     result = envoy_config.validate(ROOT / "envoy.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout + result.stderr
 
 
-def test_validate_catches_a_missing_descriptor(tmp_path: Path):
-    (tmp_path / "web").mkdir()
-    shutil.copy(ROOT / "web" / "index.html", tmp_path / "web" / "index.html")
+def test_validate_catches_a_missing_descriptor(descriptor: Path, tmp_path: Path):
+    shutil.copytree(ROOT / "web", tmp_path / "web")
+    (tmp_path / "build").mkdir()
+    shutil.copy(envoy_config.openapi_for(descriptor), tmp_path / "build" / "openapi.json")
+    shutil.copytree(ROOT / "build" / "docs", tmp_path / "build" / "docs")
     result = envoy_config.validate(ROOT / "envoy.yaml", cwd=tmp_path)
     assert result.returncode != 0
     assert "llmserve.pb" in result.stdout + result.stderr
@@ -48,7 +52,9 @@ def test_render_moves_ports_and_paths_only(descriptor: Path, tmp_path: Path):
         "socket_address"]["port_value"] == 50123
     assert envoy_config.transcoder(rendered)["proto_descriptor"] == str(descriptor.resolve())
     pages = {r["direct_response"]["body"]["filename"] for r in envoy_config.routes(rendered) if "direct_response" in r}
-    assert pages == {str((ROOT / "web" / "index.html").resolve())}
+    assert str((ROOT / "web" / "index.html").resolve()) in pages
+    assert str(envoy_config.openapi_for(descriptor).resolve()) in pages  # built beside the descriptor
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in pages)
     # Everything else is the committed behaviour.
     original_transcoder = envoy_config.transcoder(original)
     for key, value in envoy_config.transcoder(rendered).items():

@@ -24,7 +24,7 @@ from models.sampling_policy import SamplingDefaults, SamplingParams
 from tests.support import make_settings, running, start_envoy_for, tiny_specs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import envoy_config  # noqa: E402
+import envoy_config
 
 SEED_URL = "http://localhost:8000"
 
