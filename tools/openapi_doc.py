@@ -25,9 +25,9 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import envoy_config  # noqa: E402
-import openapi_paths  # noqa: E402
-import protogen  # noqa: E402
+import envoy_config
+import openapi_paths
+import protogen
 
 OUT = envoy_config.ROOT / "build" / "openapi.json"
 VERBS = ("get", "put", "post", "delete", "patch")

@@ -61,8 +61,7 @@ async def text_events(response: httpx.Response):
                 yield "\n".join(lines)
                 lines = []
         elif line.startswith("data:"):
-            value = line[5:]
-            lines.append(value[1:] if value.startswith(" ") else value)
+            lines.append(line[5:].removeprefix(" "))
         else:
             assert line.startswith("event:"), f"not an SSE line: {line!r}"
     if lines:

@@ -191,8 +191,8 @@ async def test_error_shape_on_the_wire(envoy):
 
 async def test_stream_on_the_wire_ends_with_done(envoy):
     body = {**_chat(), "stream": True}
-    async with httpx.AsyncClient(base_url=envoy.base_url, timeout=60.0) as http:
-        async with http.stream("POST", "/v1/chat/completions", json=body) as resp:
-            assert resp.status_code == 200 and resp.headers["content-type"] == "text/event-stream"
-            lines = [line async for line in resp.aiter_lines() if line]
+    async with (httpx.AsyncClient(base_url=envoy.base_url, timeout=60.0) as http,
+                http.stream("POST", "/v1/chat/completions", json=body) as resp):
+        assert resp.status_code == 200 and resp.headers["content-type"] == "text/event-stream"
+        lines = [line async for line in resp.aiter_lines() if line]
     assert lines[-1] == "data: [DONE]" and all(line.startswith("data: {") for line in lines[:-1])

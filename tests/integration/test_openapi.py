@@ -18,9 +18,9 @@ from openapi_spec_validator import validate
 from tests.support import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
-import envoy_config  # noqa: E402
-import openapi_doc  # noqa: E402
-import openapi_paths  # noqa: E402
+import envoy_config
+import openapi_doc
+import openapi_paths
 
 
 @pytest.fixture
