@@ -28,8 +28,10 @@ COMMON = frozenset({
     # llmserve's own controls, through the body (the `openai` SDK's `extra_body`).
     "top_k", "repetition_penalty",
 })
-CHAT = COMMON | {"messages", "max_completion_tokens", "top_logprobs", "response_format"}
-COMPLETION = COMMON | {"prompt", "echo", "best_of", "suffix"}
+LUT = frozenset({"lut_name", "threshold"})
+"""llmserve's per-user lookup tables (seed 000), on completions: the LUT steers the prompt."""
+CHAT = COMMON | LUT | {"messages", "max_completion_tokens", "top_logprobs", "response_format"}
+COMPLETION = COMMON | LUT | {"prompt", "echo", "best_of", "suffix"}
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 """OpenAI's roles -> the chat template's ("developer" is the newer name of "system")."""
@@ -52,6 +54,10 @@ class OpenAIRequest:
     echo: bool = False
     schema: JsonSchemaSpec | None = None
     """Chat with `response_format` json_object / json_schema: the reply's schema."""
+    lut_name: str = ""
+    """Completion: the caller's LUT that steers generation ("" for none)."""
+    threshold: float | None = None
+    """With lut_name: the LUT's firing threshold (the LUT settings' default when None)."""
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -70,6 +76,9 @@ def parse_chat(body: Mapping[str, Any]) -> OpenAIRequest:
     if not isinstance(messages, list) or not messages:
         raise InvalidArgument("messages", "is required: a non-empty list of {role, content} objects")
     turns = tuple(_turn(i, m) for i, m in enumerate(messages))
+    for name in LUT:
+        if body.get(name) is not None:
+            raise InvalidArgument(name, "applies to /v1/completions: a LUT steers the completion of a prompt")
     if _opt(body, "top_logprobs", int) is not None and body["top_logprobs"] != 0:
         raise InvalidArgument("top_logprobs", "log probabilities are not available on this server")
     if _opt(body, "logprobs", bool):
@@ -103,8 +112,13 @@ def parse_completion(body: Mapping[str, Any]) -> OpenAIRequest:
     if best_of is not None and best_of != n:
         raise InvalidArgument("best_of", f"only best_of = n ({n}) is supported")
     stream, include_usage = _stream(body)
+    threshold = _opt(body, "threshold", float)
+    lut_name = _opt(body, "lut_name", str) or ""
+    if threshold is not None and not lut_name:
+        raise InvalidArgument("threshold", "applies with lut_name only")
     return OpenAIRequest(model=_model(body), overrides=_sampling(body), n=n, stream=stream,
-                         include_usage=include_usage, prompts=prompts, echo=bool(_opt(body, "echo", bool)))
+                         include_usage=include_usage, prompts=prompts, echo=bool(_opt(body, "echo", bool)),
+                         lut_name=lut_name, threshold=threshold)
 
 
 def _known(body: Mapping[str, Any], allowed: frozenset[str]) -> None:

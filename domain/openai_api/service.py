@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
+from domain.lut.service import LutService
 from domain.openai_api import render
 from domain.openai_api.params import OpenAIRequest
 from domain.structured.compilers import GrammarCompilers
@@ -38,10 +39,12 @@ class ModelEntry:
 
 
 class OpenAICompletions:
-    def __init__(self, generator: TextGenerator, manager: ModelManager, grammars: GrammarCompilers) -> None:
+    def __init__(self, generator: TextGenerator, manager: ModelManager, grammars: GrammarCompilers,
+                 luts: LutService) -> None:
         self._generator = generator
         self._manager = manager
         self._grammars = grammars
+        self._luts = luts
 
     def models(self) -> list[ModelEntry]:
         """The models that can be served here, default first."""
@@ -49,8 +52,9 @@ class OpenAICompletions:
                    if s.unavailable_reason is None]
         return sorted(entries, key=lambda e: not e.is_default)
 
-    async def prepare(self, request: OpenAIRequest) -> Prepared:
-        """Every row, checked (bad input raises here, before any token or reply is sent)."""
+    async def prepare(self, request: OpenAIRequest, tenant: str) -> Prepared:
+        """Every row, checked (bad input raises here, before any token or reply is sent).
+        `tenant`: whose LUT `lut_name` names."""
         chat = bool(request.turns)
         defaults = self._generator.defaults.openai_chat if chat else self._generator.defaults.openai_completion
         rows: list[PreparedRequest] = []
@@ -61,6 +65,10 @@ class OpenAICompletions:
                     overrides["seed"] += i  # n choices from one seed must differ, and be reproducible
                 if chat:
                     row = await self._generator.prepare_chat(request.turns, request.model, overrides, defaults)
+                elif request.lut_name:
+                    # Each row its own hook: a LUT hook follows one row's tokens.
+                    row = (await self._luts.prepare(tenant, prompt, request.lut_name, request.model,
+                                                    request.threshold, overrides, defaults)).prepared
                 else:
                     row = await self._generator.prepare_completion(prompt, request.model, overrides, defaults)
                 rows.append(row)

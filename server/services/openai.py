@@ -20,6 +20,7 @@ from llmserve.openai.v1 import openai_service_pb2_grpc as pb_grpc
 
 from domain.openai_api import params, render
 from domain.openai_api.service import OpenAICompletions
+from server import call_context
 from server.errors import servicer, to_status
 from server.services.binding import ServiceBinding, full_name
 from server.services.convert import finished
@@ -77,7 +78,7 @@ class OpenAIServicer(pb_grpc.OpenAIServiceServicer):
             yield pb.CreateCompletionResponse(body=body)
 
     async def _answer(self, request: params.OpenAIRequest) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        prepared = await self._completions.prepare(request)
+        prepared = await self._completions.prepare(request, call_context.tenant())
         if not request.stream:
             reply = await self._completions.complete(prepared, finished)
             yield httpbody_pb2.HttpBody(content_type=JSON, data=_dumps(reply))

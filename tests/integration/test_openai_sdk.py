@@ -196,3 +196,23 @@ async def test_stream_on_the_wire_ends_with_done(envoy):
         assert resp.status_code == 200 and resp.headers["content-type"] == "text/event-stream"
         lines = [line async for line in resp.aiter_lines() if line]
     assert lines[-1] == "data: [DONE]" and all(line.startswith("data: {") for line in lines[:-1])
+
+
+async def test_completions_with_a_lut_match_the_lut_path(client, envoy):
+    async with httpx.AsyncClient(base_url=envoy.base_url, timeout=60.0) as http:
+        taught = await http.post("/train_lut", json={"label": "Pimbleton is a cat.", "lut_name": "sdk-notes"})
+        assert taught.status_code == 200, taught.text
+        prompt = {"prompt": "What is Pimbleton?", "length": 8, "threshold": 0.0}
+        with_lut = (await http.post("/generate", json={**prompt, "lut_name": "sdk-notes"})).json()["completion"]
+        base = (await http.post("/generate", json=prompt)).json()["completion"]
+    assert with_lut != base  # the LUT steers this prompt
+    # The same generation through the SDK: greedy, and the LUT path's penalty and top-k.
+    same = {"model": MODEL, "prompt": "What is Pimbleton?", "max_tokens": 8, "temperature": 0}
+    extra = {"top_k": 50, "repetition_penalty": 1.1, "threshold": 0.0}
+    reply = await client.completions.create(**same, extra_body={**extra, "lut_name": "sdk-notes"})
+    assert reply.choices[0].text == with_lut
+    plain = await client.completions.create(**same, extra_body={"top_k": 50, "repetition_penalty": 1.1})
+    assert plain.choices[0].text == base
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(**_chat(), extra_body={"lut_name": "sdk-notes"})
+    assert caught.value.body["param"] == "lut_name"

@@ -69,6 +69,7 @@ def test_response_formats():
     ({**CHAT, "logprobs": True}, "logprobs"),
     ({**CHAT, "top_logprobs": 2}, "top_logprobs"),
     ({**CHAT, "response_format": {"type": "yaml"}}, "response_format.type"),
+    ({**CHAT, "lut_name": "notes"}, "lut_name"),
     ({**CHAT, "response_format": {"type": "json_schema", "json_schema": {"name": "a"}}},
      "response_format.json_schema.schema"),
 ])
@@ -85,6 +86,9 @@ def test_completion_prompts_and_choices():
     assert refused(parse_completion, {"model": "m", "prompt": "a", "suffix": "z"}).field == "suffix"
     assert refused(parse_completion, {"model": "m", "prompt": "a", "logprobs": 2}).field == "logprobs"
     assert refused(parse_completion, {"model": "m", "prompt": "a", "messages": []}).field == "messages"
+    assert refused(parse_completion, {"model": "m", "prompt": "a", "threshold": 0.5}).field == "threshold"
+    lut = parse_completion({"model": "m", "prompt": "a", "lut_name": "notes", "threshold": 0.5})
+    assert (lut.lut_name, lut.threshold) == ("notes", 0.5)
 
 
 def test_body_must_be_a_json_object():
