@@ -15,6 +15,8 @@ import pytest
     ("/v1/generation/completions", {"prompt": "Hi", "top_p": 1.5}, "top_p"),
     ("/v1/generation/chat", {"messages": [{"role": "user", "content": "Hi"}], "top_k": -1}, "top_k"),
     ("/chat", {"messages": []}, "messages"),
+    ("/completion", {"prompt": "Hi", "presence_penalty": 2.5}, "presence_penalty"),
+    ("/v1/generation/completions:stream", {"prompt": "Hi", "frequency_penalty": -3}, "frequency_penalty"),
 ])
 async def test_invalid_argument_is_400_with_field_violation(http: httpx.AsyncClient, field_violations,
                                                             path, request_body, field):
