@@ -264,7 +264,7 @@ async def test_openai_paths_take_keys_and_count_generated_tokens(stack: Stack):
                                  headers=stack.as_admin())
     assert set_.status_code == 200, set_.text
     async with openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0) as client:
-        assert [m.id for m in (await client.models.list()).data][0] == "tiny"
+        assert (await client.models.list()).data[0].id == "tiny"
         first = await client.chat.completions.create(**body)
         assert first.usage.completion_tokens > 4  # counted against the budget once it finished
         with pytest.raises(openai.RateLimitError) as caught:
