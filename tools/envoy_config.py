@@ -82,12 +82,15 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
            out_path: Path | str = ROOT / "build" / "envoy.yaml", *, http_host: str | None = None,
            grpc_host: str | None = None, web_page: Path | str = WEB_PAGE,
            source: Path | str = ENVOY_YAML, backends: Sequence[tuple[str, int]] | None = None,
-           dns: bool = False, admin_host: str | None = None, openapi: Path | str | None = None) -> Path:
+           dns: bool = False, admin_host: str | None = None, openapi: Path | str | None = None,
+           files_dir: Path | str | None = None) -> Path:
     """Write a copy of envoy.yaml that listens on `http_port` (REST, web page and
     gRPC passthrough), serves admin on `admin_port`, proxies to the gRPC server
     on `grpc_port` (or to every replica in `backends`, (host, port) pairs), and names
     `descriptor` and `web_page` by absolute path (so Envoy can run from any directory), as
-    `openapi` (the OpenAPI document; build/openapi.json by default) and the other pages.
+    `openapi` (the OpenAPI document; build/openapi.json by default) and the other pages;
+    with `files_dir`, every page and asset is named `<files_dir>/<its file name>` instead
+    (a deployment that mounts them in one folder).
     `dns`: the backends are DNS names to resolve and follow (STRICT_DNS; a Kubernetes
     headless service resolves to every pod). Returns `out_path`."""
     config = copy.deepcopy(load(Path(source)))
@@ -117,7 +120,10 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
     for route in routes(config):
         body = route.get("direct_response", {}).get("body", {})
         if "filename" in body:
-            body["filename"] = str(files.get(body["filename"], ROOT / body["filename"]).resolve())
+            if files_dir is not None:
+                body["filename"] = str(Path(files_dir) / Path(body["filename"]).name)
+            else:
+                body["filename"] = str(files.get(body["filename"], ROOT / body["filename"]).resolve())
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -290,10 +296,12 @@ def _cli(argv: list[str]) -> Path:
     parser.add_argument("--http-host")
     parser.add_argument("--descriptor", default=str(DESCRIPTOR))
     parser.add_argument("--web-page", default=str(WEB_PAGE))
+    parser.add_argument("--files-dir", help="folder holding every page, openapi.json and the docs' assets")
     args = parser.parse_args(argv)
     backends = [(b.rsplit(":", 1)[0], int(b.rsplit(":", 1)[1])) for b in args.backend] or None
     return render(args.grpc_port, args.http_port, args.admin_port, args.descriptor, args.out,
-                  http_host=args.http_host, backends=backends, dns=args.dns, web_page=args.web_page)
+                  http_host=args.http_host, backends=backends, dns=args.dns, web_page=args.web_page,
+                  files_dir=args.files_dir)
 
 
 if __name__ == "__main__":  # render only: python tools/envoy_config.py GRPC HTTP ADMIN [OUT] [--backend H:P ...]
