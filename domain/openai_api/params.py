@@ -60,6 +60,16 @@ class OpenAIRequest:
     """With lut_name: the LUT's firing threshold (the LUT settings' default when None)."""
 
 
+POLICY_NAMES = {"max_new_tokens": "max_tokens", "stop_sequences": "stop"}
+"""The policy's names of controls whose OpenAI name differs: its refusals name OpenAI's."""
+
+
+def openai_field(field: str) -> str:
+    """`max_new_tokens` -> `max_tokens`, `stop_sequences[2]` -> `stop[2]`; others as they are."""
+    head, bracket, rest = field.partition("[")
+    return POLICY_NAMES.get(head, head) + bracket + rest
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw or b"{}")
@@ -125,7 +135,7 @@ def _known(body: Mapping[str, Any], allowed: frozenset[str]) -> None:
     for key in body:
         if key not in allowed:
             # OpenAI's own wording for the same mistake.
-            raise InvalidArgument(str(key)[:64], f"Unrecognized request argument supplied: {str(key)[:64]}")
+            raise InvalidArgument(str(key)[:64], "Unrecognized request argument supplied")
 
 
 def _opt(body: Mapping[str, Any], name: str, kind: type) -> Any:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from domain.lut.service import LutService
 from domain.openai_api import render
-from domain.openai_api.params import OpenAIRequest
+from domain.openai_api.params import OpenAIRequest, openai_field
 from domain.structured.compilers import GrammarCompilers
+from models.errors import InvalidArgument
 from models.generation import PreparedRequest, TextGenerator
 from models.manager import ModelManager
 from models.types import FinishEvent, FinishReason, GenerationEvent, TokenEvent
@@ -53,8 +54,14 @@ class OpenAICompletions:
         return sorted(entries, key=lambda e: not e.is_default)
 
     async def prepare(self, request: OpenAIRequest, tenant: str) -> Prepared:
-        """Every row, checked (bad input raises here, before any token or reply is sent).
-        `tenant`: whose LUT `lut_name` names."""
+        """Every row, checked (bad input raises here, before any token or reply is sent),
+        refusals naming OpenAI's parameters. `tenant`: whose LUT `lut_name` names."""
+        try:
+            return await self._prepare(request, tenant)
+        except InvalidArgument as exc:
+            raise InvalidArgument(openai_field(exc.field), exc.description) from None
+
+    async def _prepare(self, request: OpenAIRequest, tenant: str) -> Prepared:
         chat = bool(request.turns)
         defaults = self._generator.defaults.openai_chat if chat else self._generator.defaults.openai_completion
         rows: list[PreparedRequest] = []

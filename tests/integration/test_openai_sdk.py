@@ -159,7 +159,8 @@ async def test_unknown_parameter_is_a_bad_request(client):
     ({"presence_penalty": 2.5}, "presence_penalty"),
     ({"n": 0}, "n"),
     ({"max_tokens": 0}, "max_tokens"),
-    ({"max_tokens": 100_000}, "max_new_tokens"),
+    ({"max_tokens": 100_000}, "max_tokens"),
+    ({"stop": ["ok", ""]}, "stop[1]"),
     ({"logprobs": True}, "logprobs"),
     ({"response_format": {"type": "xml"}}, "response_format.type"),
 ])
