@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -91,3 +92,23 @@ async def test_schemathesis_finds_no_server_error(envoy, tmp_path: Path):
     report = out.decode(errors="replace")
     assert proc.returncode == 0, report[-6000:]
     assert re.search(r"\b([1-9]\d*) (passed|operations?)", report), report[-2000:]
+
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.parametrize(("page", "rendered"), [
+    ("/docs", ("OpenAIService_CreateChatCompletion", "/v1/chat/completions")),  # Swagger UI's operation list
+    ("/redoc", ("Create a chat completion (OpenAI)", "/v1/chat/completions")),  # ReDoc's sidebar and operations
+])
+async def test_docs_pages_render_in_a_browser(envoy, tmp_path: Path, page: str, rendered: tuple[str, ...]):
+    assert BROWSER, "a headless Chromium is needed to render /docs and /redoc: apt-get install chromium"
+    argv = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path}", "--virtual-time-budget=20000", "--dump-dom", f"{envoy.base_url}{page}"]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(180):
+        dom, err = await proc.communicate()
+    html = dom.decode(errors="replace")
+    for text in rendered:  # present only once the script fetched /openapi.json and rendered it
+        assert text in html, (page, text, err.decode(errors="replace")[-2000:])
