@@ -185,6 +185,8 @@ async def test_error_shape_on_the_wire(envoy):
                                          "param": "best_of", "code": None}}
         raw = await http.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
         assert raw.status_code == 400 and raw.json()["error"]["param"] == "body"
+        big = await http.post("/v1/completions", json={"model": MODEL, "prompt": "x" * (2 << 20)})
+        assert big.status_code == 413 and big.json()["error"]["type"] == "invalid_request_error", big.text
         # Other paths keep the gRPC status shape.
         other = await http.post("/completion", json={"prompt": ""})
         assert other.status_code == 400 and set(other.json()) >= {"code", "message"}
