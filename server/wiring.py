@@ -90,7 +90,7 @@ def build_features(settings: Settings, database: Database) -> Features:
         specialists=specialists, generate_router=GenerateRouter(luts, specialists),
         chat=build_chat_sessions(settings.chat, ChatRepository(database), manager, settings.sampling,
                                  redis_url=settings.redis_url, compilers=grammars),
-        openai=OpenAICompletions(generator, manager, grammars, luts),
+        openai=OpenAICompletions(generator, manager, grammars, luts, specialists),
         sae=SaeJobs(manager, jobs, sae_corpora, artifacts, sae_cfg, settings.data_dir / "sae", settings.replica.lease()),
         sae_corpora=sae_corpora,
         api_keys=ApiKeys(tenants), quotas=quotas, counters=counters)

@@ -82,7 +82,9 @@ SCHEMAS: dict[str, Any] = {
             "echo": {"type": "boolean"}, "best_of": {**INT, "description": "Only best_of = n."},
             "suffix": {**NULL_STRING, "enum": [None]}, "logprobs": {**INT, "nullable": True, "enum": [0, None]},
             "lut_name": {**STRING, "description": "Optional (llmserve). The caller's LUT (seed 000) steers the text."},
-            "threshold": {**NUMBER, "description": "Optional (llmserve), with lut_name. The LUT's firing threshold."}}},
+            "threshold": {**NUMBER, "description": "Optional (llmserve), with lut_name. The LUT's firing threshold."},
+            "specialists": {"type": "boolean", "description": "Optional (llmserve). The trained specialist mixture "
+                                                             "(seed 003) answers; 400 while none is trained."}}},
     "openai.Usage": {"type": "object", "properties": {"prompt_tokens": INT, "completion_tokens": INT,
                                                       "total_tokens": INT}},
     "openai.ChatCompletion": {

@@ -30,8 +30,10 @@ COMMON = frozenset({
 })
 LUT = frozenset({"lut_name", "threshold"})
 """llmserve's per-user lookup tables (seed 000), on completions: the LUT steers the prompt."""
-CHAT = COMMON | LUT | {"messages", "max_completion_tokens", "top_logprobs", "response_format"}
-COMPLETION = COMMON | LUT | {"prompt", "echo", "best_of", "suffix"}
+STEERING = LUT | {"specialists"}
+"""llmserve's features that steer a completion: a LUT, or the specialist mixture (seed 003)."""
+CHAT = COMMON | STEERING | {"messages", "max_completion_tokens", "top_logprobs", "response_format"}
+COMPLETION = COMMON | STEERING | {"prompt", "echo", "best_of", "suffix"}
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 """OpenAI's roles -> the chat template's ("developer" is the newer name of "system")."""
@@ -58,6 +60,8 @@ class OpenAIRequest:
     """Completion: the caller's LUT that steers generation ("" for none)."""
     threshold: float | None = None
     """With lut_name: the LUT's firing threshold (the LUT settings' default when None)."""
+    specialists: bool = False
+    """Completion: the trained specialist mixture answers (its model, its experts' gates)."""
 
 
 POLICY_NAMES = {"max_new_tokens": "max_tokens", "stop_sequences": "stop"}
@@ -86,9 +90,9 @@ def parse_chat(body: Mapping[str, Any]) -> OpenAIRequest:
     if not isinstance(messages, list) or not messages:
         raise InvalidArgument("messages", "is required: a non-empty list of {role, content} objects")
     turns = tuple(_turn(i, m) for i, m in enumerate(messages))
-    for name in LUT:
+    for name in sorted(STEERING):
         if body.get(name) is not None:
-            raise InvalidArgument(name, "applies to /v1/completions: a LUT steers the completion of a prompt")
+            raise InvalidArgument(name, "applies to /v1/completions: it steers the completion of a prompt")
     if _opt(body, "top_logprobs", int) is not None and body["top_logprobs"] != 0:
         raise InvalidArgument("top_logprobs", "log probabilities are not available on this server")
     if _opt(body, "logprobs", bool):
@@ -126,9 +130,12 @@ def parse_completion(body: Mapping[str, Any]) -> OpenAIRequest:
     lut_name = _opt(body, "lut_name", str) or ""
     if threshold is not None and not lut_name:
         raise InvalidArgument("threshold", "applies with lut_name only")
+    specialists = bool(_opt(body, "specialists", bool))
+    if specialists and lut_name:
+        raise InvalidArgument("specialists", "a completion is steered by a LUT or by the specialists, not both")
     return OpenAIRequest(model=_model(body), overrides=_sampling(body), n=n, stream=stream,
                          include_usage=include_usage, prompts=prompts, echo=bool(_opt(body, "echo", bool)),
-                         lut_name=lut_name, threshold=threshold)
+                         lut_name=lut_name, threshold=threshold, specialists=specialists)
 
 
 def _known(body: Mapping[str, Any], allowed: frozenset[str]) -> None:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from domain.lut.service import LutService
 from domain.openai_api import render
 from domain.openai_api.params import OpenAIRequest, openai_field
+from domain.specialist.service import SpecialistService
 from domain.structured.compilers import GrammarCompilers
-from models.errors import InvalidArgument
+from models.errors import InvalidArgument, Unavailable
 from models.generation import PreparedRequest, TextGenerator
 from models.manager import ModelManager
+from models.sampling_policy import SamplingParams
 from models.types import FinishEvent, FinishReason, GenerationEvent, TokenEvent
 
 OnFinish = Callable[[FinishEvent], FinishEvent]
@@ -41,11 +43,12 @@ class ModelEntry:
 
 class OpenAICompletions:
     def __init__(self, generator: TextGenerator, manager: ModelManager, grammars: GrammarCompilers,
-                 luts: LutService) -> None:
+                 luts: LutService, specialists: SpecialistService) -> None:
         self._generator = generator
         self._manager = manager
         self._grammars = grammars
         self._luts = luts
+        self._specialists = specialists
 
     def models(self) -> list[ModelEntry]:
         """The models that can be served here, default first."""
@@ -76,6 +79,8 @@ class OpenAICompletions:
                     # Each row its own hook: a LUT hook follows one row's tokens.
                     row = (await self._luts.prepare(tenant, prompt, request.lut_name, request.model,
                                                     request.threshold, overrides, defaults)).prepared
+                elif request.specialists:
+                    row = await self._specialist_row(prompt, request.model, overrides, defaults)
                 else:
                     row = await self._generator.prepare_completion(prompt, request.model, overrides, defaults)
                 rows.append(row)
@@ -111,6 +116,18 @@ class OpenAICompletions:
             yield render.chunk(r, i, finish=event, include_usage=usage_field)
         if usage_field:
             yield render.usage_chunk(r, [finishes[i] for i in sorted(finishes)], request.n)
+
+    async def _specialist_row(self, prompt: str, model: str, overrides: dict, defaults: SamplingParams
+                              ) -> PreparedRequest:
+        try:
+            row, _experts = await self._specialists.prepare(prompt, overrides, defaults=defaults)
+        except Unavailable as exc:
+            # The client asked for something this deployment has not trained yet: a bad
+            # request for now, not a server failure.
+            raise InvalidArgument("specialists", exc.message) from None
+        if row.model_name != model:
+            raise InvalidArgument("model", f"the specialist mixture runs on '{row.model_name}'; got '{model}'")
+        return row
 
     def _prompt(self, prepared: Prepared, row: int) -> str:
         return prepared.request.prompts[row // prepared.request.n]

@@ -70,6 +70,7 @@ def test_response_formats():
     ({**CHAT, "top_logprobs": 2}, "top_logprobs"),
     ({**CHAT, "response_format": {"type": "yaml"}}, "response_format.type"),
     ({**CHAT, "lut_name": "notes"}, "lut_name"),
+    ({**CHAT, "specialists": True}, "specialists"),
     ({**CHAT, "response_format": {"type": "json_schema", "json_schema": {"name": "a"}}},
      "response_format.json_schema.schema"),
 ])
@@ -89,6 +90,9 @@ def test_completion_prompts_and_choices():
     assert refused(parse_completion, {"model": "m", "prompt": "a", "threshold": 0.5}).field == "threshold"
     lut = parse_completion({"model": "m", "prompt": "a", "lut_name": "notes", "threshold": 0.5})
     assert (lut.lut_name, lut.threshold) == ("notes", 0.5)
+    assert parse_completion({"model": "m", "prompt": "a", "specialists": True}).specialists
+    both = {"model": "m", "prompt": "a", "specialists": True, "lut_name": "notes"}
+    assert refused(parse_completion, both).field == "specialists"
 
 
 def test_body_must_be_a_json_object():
