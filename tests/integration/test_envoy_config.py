@@ -80,7 +80,8 @@ def test_transcoder_covers_every_rest_service(descriptor: Path):
     assert set(transcoder["services"]) == _rest_services(descriptor)
     assert {"llmserve.generation.v1.GenerationService", "llmserve.server.v1.ServerService",
             "llmserve.lut.v1.LutService", "llmserve.specialist.v1.SpecialistService",
-            "llmserve.sae.v1.SaeTrainingService", "llmserve.chat.v1.ChatService"} <= set(transcoder["services"])
+            "llmserve.sae.v1.SaeTrainingService", "llmserve.chat.v1.ChatService",
+            "llmserve.openai.v1.OpenAIService"} <= set(transcoder["services"])
     options = transcoder["print_options"]
     assert options["stream_sse_style_delimited"] and options["preserve_proto_field_names"]
     assert options["always_print_primitive_fields"]
