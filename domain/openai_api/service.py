@@ -92,7 +92,12 @@ class OpenAICompletions:
 
     async def complete(self, prepared: Prepared, on_finish: OnFinish) -> dict:
         """The whole reply, once every choice has finished."""
-        finishes = await asyncio.gather(*(_collect(row.events(), on_finish) for row in prepared.rows))
+        try:
+            async with asyncio.TaskGroup() as group:  # one choice failing stops the others
+                tasks = [group.create_task(_collect(row.events(), on_finish)) for row in prepared.rows]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        finishes = [task.result() for task in tasks]
         texts = [self._echo(prepared, i, f.text) for i, f in enumerate(finishes)]
         return render.reply(prepared.reply, texts, finishes, prepared.request.n)
 
