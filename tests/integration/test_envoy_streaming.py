@@ -178,3 +178,23 @@ async def test_chat_stream_path(http: httpx.AsyncClient):
     for path in ("/v1/chat/completions:stream", "/chat/stream"):
         final = _check_events(await _stream(http, path, json=body))
         assert final["usage"]["prompt_tokens"] > 10  # the chat template was applied
+
+
+async def test_openai_stream_of_two_choices_frees_both_rows_when_the_client_leaves(http: httpx.AsyncClient, held_model,
+                                                                                  tiny_server):
+    engine = tiny_server.manager.loaded("tiny").engine
+    budget = 400
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream": True, "n": 2,
+            "max_tokens": budget, "temperature": 0}
+    before = engine.stats().tokens_generated
+    with ForwardGate(held_model, PASSES_BEFORE_HOLD, max_hold_s=60) as gate:
+        async with asyncio.timeout(30), _open(http, "/v1/chat/completions", json=body) as resp:
+            async for event in text_events(resp):
+                if json.loads(event)["choices"][0]["delta"].get("content"):
+                    break  # text is flowing; the client leaves mid-generation
+        gate.open()
+    async with asyncio.timeout(30):
+        while engine.stats().running_rows:
+            await asyncio.sleep(0.01)
+    # Both rows left the engine long before their budgets: the disconnect cancelled them.
+    assert engine.stats().tokens_generated - before < 2 * budget
