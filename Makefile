@@ -8,6 +8,10 @@ HTTP_PORT ?= 8080
 ADMIN_PORT ?= 9901
 PYTEST_ARGS ?=
 REPLICAS ?= 1
+# Swagger UI (/docs) and ReDoc (/redoc), vendored from npm into build/docs/assets (no CDN).
+SWAGGER_UI_VERSION := 5.32.0
+REDOC_VERSION := 2.5.0
+DOCS_ASSETS := build/docs/assets/.vendored-swagger-ui-$(SWAGGER_UI_VERSION)-redoc-$(REDOC_VERSION)
 
 .PHONY: install browser proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
 
@@ -22,7 +26,10 @@ $(STAMP): pyproject.toml requirements-torch.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(STAMP)
+$(DOCS_ASSETS): $(STAMP)
+	rm -f build/docs/assets/.vendored-*
+	$(BIN)/python tools/docs_assets.py --swagger-ui $(SWAGGER_UI_VERSION) --redoc $(REDOC_VERSION)
+	touch $@
 
 # The browser tests (tests/browser) drive Debian's chromium; Playwright's own browser
 # download is never used. As root this installs it; otherwise it says what to run.
@@ -32,11 +39,15 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "chromium missing: run 'sudo apt-get install chromium' (tests/browser needs it)"; fi; }
 
-proto: $(STAMP)  ## regenerate clients/python and build/llmserve.pb from proto/
-	$(BIN)/python tools/protogen.py
+install: $(STAMP) $(DOCS_ASSETS)
 
-descriptor: $(STAMP)
+proto: $(STAMP)  ## regenerate clients/python, build/llmserve.pb and build/openapi.json from proto/
+	$(BIN)/python tools/protogen.py
+	$(BIN)/python tools/openapi_doc.py
+
+descriptor: $(STAMP)  ## build/llmserve.pb (Envoy's descriptor) and build/openapi.json from proto/
 	$(BIN)/python tools/protogen.py --descriptor-only
+	$(BIN)/python tools/openapi_doc.py
 
 run: install descriptor  ## server on the embedded model + Envoy (REST, web page); REPLICAS=N: N servers (PostgreSQL)
 	$(BIN)/python tools/run.py --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) --admin-port $(ADMIN_PORT) --replicas $(REPLICAS)

@@ -43,6 +43,12 @@ class SamplingParams:
     """Strings that end generation; they are not part of the returned text."""
     seed: int | None = None
     """Seed of this row's own random generator, for reproducible sampling."""
+    presence_penalty: float = 0.0
+    """OpenAI's additive penalty, in [-2, 2], on every token already generated in this row
+    (the prompt does not count, as in vLLM); 0 disables."""
+    frequency_penalty: float = 0.0
+    """OpenAI's additive penalty, in [-2, 2], times how often a token was already generated
+    in this row; 0 disables."""
 
     @property
     def greedy(self) -> bool:
@@ -79,6 +85,13 @@ class SamplingDefaults:
     """Schema-constrained chat replies. A penalty of 1.1 breaks greedy loops inside strings
     but makes SmolLM2 garble UUIDs it should copy from the message (measured on the eval
     tasks), so structured replies default to none."""
+    openai_chat: SamplingParams = SamplingParams(max_new_tokens=4096, temperature=1.0, top_p=1.0, top_k=0,
+                                                 repetition_penalty=1.0)
+    """`POST /v1/chat/completions`: OpenAI's documented defaults (temperature 1, the full
+    distribution, no penalty; the budget is whatever the context window leaves)."""
+    openai_completion: SamplingParams = SamplingParams(max_new_tokens=16, temperature=1.0, top_p=1.0, top_k=0,
+                                                       repetition_penalty=1.0)
+    """`POST /v1/completions`: OpenAI's documented defaults (`max_tokens` 16)."""
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -132,6 +145,8 @@ def check(params: SamplingParams, *, where: str = "") -> None:
     _finite_range(f"{where}repetition_penalty", params.repetition_penalty, 1e-6, 10.0)
     if not math.isfinite(params.top_p) or not 0.0 < params.top_p <= 1.0:
         raise InvalidArgument(f"{where}top_p", f"must be in (0, 1], got {params.top_p}")
+    _finite_range(f"{where}presence_penalty", params.presence_penalty, -2.0, 2.0)
+    _finite_range(f"{where}frequency_penalty", params.frequency_penalty, -2.0, 2.0)
     if params.top_k < 0:
         raise InvalidArgument(f"{where}top_k", f"must be >= 0 (0 disables), got {params.top_k}")
     if params.seed is not None and params.seed < 0:

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from models.manager import ModelManager
 from server.auth import Authenticator, AuthInterceptor
 from server.replica import ReplicaInterceptor
-from server.services import admin, chat, generation, lut, sae, server_info, specialist
+from server.services import admin, chat, generation, lut, openai, sae, server_info, specialist
 from server.services.binding import ServiceBinding, ServiceContext
 from server.settings import Settings
 from server.wiring import Features, build_features
@@ -28,7 +28,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 BINDINGS: tuple[ServiceBinding, ...] = (
     generation.BINDING, server_info.BINDING, lut.BINDING, specialist.BINDING, sae.BINDING, chat.BINDING,
-    admin.BINDING,
+    admin.BINDING, openai.BINDING,
 )
 
 GRPC_OPTIONS = [

@@ -44,7 +44,8 @@ GENERATION_METHODS = frozenset({
 } | {f"/llmserve.lut.v1.LutService/{m}" for m in ("Generate", "StreamGenerate")}
   | {f"/llmserve.specialist.v1.SpecialistService/{m}" for m in ("Generate", "StreamGenerate")}
   | {f"/llmserve.chat.v1.ChatService/{m}" for m in ("StartConversation", "StreamConversation", "SendMessage",
-                                                    "StreamMessage")})
+                                                    "StreamMessage")}
+  | {f"/llmserve.openai.v1.OpenAIService/{m}" for m in ("CreateChatCompletion", "CreateCompletion")})
 """Calls that generate tokens: they take a concurrent-generation slot and are refused while
 the tenant's token budget is used up."""
 

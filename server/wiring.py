@@ -13,10 +13,12 @@ from domain.chat.factory import build_chat_sessions
 from domain.chat.sessions import ChatSessions
 from domain.generate_router import GenerateRouter
 from domain.lut.admin import LutAdmin
+from domain.openai_api.service import OpenAICompletions
 from domain.lut.service import LutService
 from domain.sae.corpus import UploadedCorpora
 from domain.sae.jobs import SaeJobs
 from domain.specialist.service import SpecialistService
+from domain.structured.compilers import GrammarCompilers
 from models.generation import TextGenerator
 from models.manager import ModelManager
 from models.registry import ModelRegistry
@@ -43,6 +45,7 @@ class Features:
     generate_router: GenerateRouter
     """What the shared `POST /generate` (seeds 000 and 003) routes to."""
     chat: ChatSessions
+    openai: OpenAICompletions
     sae: SaeJobs
     sae_corpora: UploadedCorpora
     api_keys: ApiKeys
@@ -68,6 +71,7 @@ def build_features(settings: Settings, database: Database) -> Features:
     registry = ModelRegistry(settings.models, settings.default_model)
     manager = ModelManager(registry, settings.model_cache_dir, settings.engine)
     generator = TextGenerator(manager, settings.sampling)
+    grammars = GrammarCompilers()
     jobs = JobRepository(database)
     tenants = TenantRepository(database)
     counters: Counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
@@ -85,7 +89,8 @@ def build_features(settings: Settings, database: Database) -> Features:
         manager=manager, generator=generator, luts=luts, lut_admin=LutAdmin(luts, LutRepository(database)),
         specialists=specialists, generate_router=GenerateRouter(luts, specialists),
         chat=build_chat_sessions(settings.chat, ChatRepository(database), manager, settings.sampling,
-                                 redis_url=settings.redis_url),
+                                 redis_url=settings.redis_url, compilers=grammars),
+        openai=OpenAICompletions(generator, manager, grammars, luts, specialists),
         sae=SaeJobs(manager, jobs, sae_corpora, artifacts, sae_cfg, settings.data_dir / "sae", settings.replica.lease()),
         sae_corpora=sae_corpora,
         api_keys=ApiKeys(tenants), quotas=quotas, counters=counters)

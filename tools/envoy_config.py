@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENVOY_YAML = ROOT / "envoy.yaml"
 WEB_DIR = ROOT / "web"
 DESCRIPTOR = ROOT / "build" / "llmserve.pb"
+OPENAPI = ROOT / "build" / "openapi.json"
 
 HCM = "envoy.filters.network.http_connection_manager"
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
@@ -81,12 +82,15 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
            out_path: Path | str = ROOT / "build" / "envoy.yaml", *, http_host: str | None = None,
            grpc_host: str | None = None, web_dir: Path | str = WEB_DIR,
            source: Path | str = ENVOY_YAML, backends: Sequence[tuple[str, int]] | None = None,
-           dns: bool = False, admin_host: str | None = None) -> Path:
+           dns: bool = False, admin_host: str | None = None, openapi: Path | str | None = None,
+           files_dir: Path | str | None = None) -> Path:
     """Write a copy of envoy.yaml that listens on `http_port` (REST, web page and
     gRPC passthrough), serves admin on `admin_port`, proxies to the gRPC server
     on `grpc_port` (or to every replica in `backends`, (host, port) pairs), and names
-    `descriptor` and the page's files (in `web_dir`) by absolute path (so Envoy can run from
-    any directory).
+    `descriptor`, the page's files (in `web_dir`) and `openapi` (the OpenAPI document;
+    build/openapi.json by default) by absolute path (so Envoy can run from any directory);
+    with `files_dir`, every page and asset is named `<files_dir>/<its file name>` instead
+    (a deployment that mounts them in one folder).
     `dns`: the backends are DNS names to resolve and follow (STRICT_DNS; a Kubernetes
     headless service resolves to every pod). Returns `out_path`."""
     config = copy.deepcopy(load(Path(source)))
@@ -112,17 +116,35 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
             cluster["dns_refresh_rate"] = "5s"
 
     transcoder(config)["proto_descriptor"] = str(Path(descriptor).resolve())
-    # The committed file names the page's files as web/<name>; they are read from `web_dir`.
+    files = {"build/openapi.json": Path(openapi or openapi_for(descriptor))}
     for route in routes(config):
         body = route.get("direct_response", {}).get("body", {})
-        if "filename" in body:
-            body["filename"] = str((Path(web_dir) / Path(body["filename"]).relative_to("web")).resolve())
+        if "filename" not in body:
+            continue
+        name = body["filename"]
+        if files_dir is not None:
+            body["filename"] = str(Path(files_dir) / Path(name).name)
+        elif name.startswith("web/"):  # the committed file names the page's files as web/<name>
+            body["filename"] = str((Path(web_dir) / Path(name).relative_to("web")).resolve())
+        else:
+            body["filename"] = str(files.get(name, ROOT / name).resolve())
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         f.write(f"# Rendered from {source} by tools/envoy_config.py; do not edit.\n")
         yaml.safe_dump(config, f, sort_keys=False, width=120)
+    return out
+
+
+def openapi_for(descriptor: Path | str) -> Path:
+    """The OpenAPI document of `descriptor`, beside it (built when missing or older)."""
+    descriptor = Path(descriptor)
+    out = descriptor.with_name("openapi.json")
+    if descriptor.exists() and (not out.exists() or out.stat().st_mtime < descriptor.stat().st_mtime):
+        import openapi_doc
+
+        openapi_doc.write(descriptor, out)
     return out
 
 
@@ -278,10 +300,12 @@ def _cli(argv: list[str]) -> Path:
     parser.add_argument("--http-host")
     parser.add_argument("--descriptor", default=str(DESCRIPTOR))
     parser.add_argument("--web-dir", default=str(WEB_DIR), help="folder of the page's files (web/)")
+    parser.add_argument("--files-dir", help="folder holding every page, openapi.json and the docs' assets")
     args = parser.parse_args(argv)
     backends = [(b.rsplit(":", 1)[0], int(b.rsplit(":", 1)[1])) for b in args.backend] or None
     return render(args.grpc_port, args.http_port, args.admin_port, args.descriptor, args.out,
-                  http_host=args.http_host, backends=backends, dns=args.dns, web_dir=args.web_dir)
+                  http_host=args.http_host, backends=backends, dns=args.dns, web_dir=args.web_dir,
+                  files_dir=args.files_dir)
 
 
 if __name__ == "__main__":  # render only: python tools/envoy_config.py GRPC HTTP ADMIN [OUT] [--backend H:P ...]

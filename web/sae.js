@@ -50,7 +50,7 @@ export function drawChart(canvas, series) {
 
 async function loadModels() {
   try {
-    const data = await call("GET", "/v1/models");
+    const data = await call("GET", "/v1/generation/models");
     const select = $("sae-model");
     select.replaceChildren(...(data.models || []).filter((m) => m.available).map((m) =>
       el("option", {value: m.name, selected: m.is_default}, m.name)));

@@ -19,7 +19,7 @@ async function refresh() {
     showError(null, err);
   }
   try {
-    const data = await call("GET", "/v1/models");
+    const data = await call("GET", "/v1/generation/models");
     $("status-models").replaceChildren(...(data.models || []).map((m) => el("tr", {},
       el("td", {}, m.name), el("td", {}, m.is_default ? "yes" : ""), el("td", {}, m.available ? "yes" : "no"),
       el("td", {}, m.description || ""))));

@@ -6,13 +6,13 @@ which one answered.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol
 
 from models.types import RowHook
 from models.generation import ChatTurn, chat_prompt_ids
 from models.manager import ModelManager, ModelRuntime
+from domain.structured.compilers import GrammarCompilers
 from domain.structured.grammar import CompiledSchema, GrammarCompiler
 from domain.structured.schemas import JsonSchemaSpec
 from models.types import GenerationEvent, GenerationRequest
@@ -47,10 +47,9 @@ class ChatProvider(Protocol):
 class LocalProvider:
     """Replies from this server's engines; one grammar compiler per loaded model."""
 
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, compilers: GrammarCompilers | None = None) -> None:
         self._manager = manager
-        self._compilers: dict[str, GrammarCompiler] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.compilers = compilers or GrammarCompilers()
 
     async def bind(self, model: str | None) -> "LocalModel":
         runtime = await self._manager.runtime(model or None)
@@ -58,14 +57,7 @@ class LocalProvider:
 
     async def compiler(self, runtime: ModelRuntime) -> GrammarCompiler:
         """The model's compiler, built on first use (reading the vocabulary takes ~1 s)."""
-        name = runtime.name
-        if name not in self._compilers:
-            async with self._locks.setdefault(name, asyncio.Lock()):
-                if name not in self._compilers:
-                    loaded = runtime.loaded
-                    self._compilers[name] = await asyncio.to_thread(GrammarCompiler, loaded.tokenizer,
-                                                                    loaded.vocab_size)
-        return self._compilers[name]
+        return await self.compilers.compiler(runtime)
 
     async def close(self) -> None:
         return None
@@ -82,8 +74,7 @@ class LocalModel:
         return len(chat_prompt_ids(self._runtime.loaded.tokenizer, turns))
 
     async def compile(self, spec: JsonSchemaSpec, field: str) -> CompiledSchema:
-        compiler = await self._provider.compiler(self._runtime)
-        return await asyncio.to_thread(compiler.compile, spec, field)
+        return await self._provider.compilers.compile(self._runtime, spec, field)
 
     def generate(self, turns: list[ChatTurn], params: SamplingParams, spec: JsonSchemaSpec | None,
                  compiled: CompiledSchema | None) -> AsyncIterator[GenerationEvent]:

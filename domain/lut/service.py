@@ -23,6 +23,7 @@ from domain.tenancy.quotas import Quotas
 from domain.lut.keys import CompiledLut, compile_lut, content_positions, keyed_layer
 from domain.lut.learn import baseline_job, learn_job
 from models.manager import ModelManager, ModelRuntime
+from models.sampling_policy import SamplingParams
 
 
 @dataclass(frozen=True)
@@ -155,12 +156,14 @@ class LutService:
             self._cache.pop(key, None)
 
     async def prepare(self, tenant: str, prompt: str, lut_name: str, model: str, threshold: float | None,
-                      overrides: Mapping[str, Any]) -> LutGeneration:
+                      overrides: Mapping[str, Any], defaults: SamplingParams | None = None) -> LutGeneration:
+        """`defaults`: where the sampling controls start (the LUT defaults, greedy, when None;
+        OpenAI's completions pass theirs)."""
         if lut_name:
             check_lut_name(lut_name, self.config)
         thr = check_threshold(threshold, self.config)
         prepared = await self._generator.prepare_completion(prompt, self.resolve_model(model), overrides,
-                                                            self._generator.defaults.lut)
+                                                            defaults or self._generator.defaults.lut)
         lut = await self.compiled(tenant, lut_name, prepared.runtime) if lut_name else None
         if lut is None:
             return LutGeneration(prepared, None)  # cold start / empty LUT: no hook, base model exactly

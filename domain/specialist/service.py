@@ -31,7 +31,7 @@ from domain.artifacts import ArtifactStore
 from domain.replica import ReplicaConfig
 from domain.specialist.runner import KIND, JobRunner, Serving, all_specialists
 from domain.specialist.train import gate_trace
-from models.sampling_policy import merge
+from models.sampling_policy import SamplingParams, merge
 from models.validation import require_text
 from storage.errors import AlreadyExistsError, NotFoundError
 from domain.jobs import SHARED_TENANT, JobRecord, JobState, JobStore, Page, recover_at_start
@@ -286,15 +286,17 @@ class SpecialistService:
         return names.index(name)
 
     async def prepare(self, prompt: str, overrides: Mapping[str, Any], routing: Routing = Routing.SOFT,
-                      force: str = "") -> tuple[PreparedRequest, tuple[str, ...]]:
+                      force: str = "", defaults: SamplingParams | None = None
+                      ) -> tuple[PreparedRequest, tuple[str, ...]]:
+        """`defaults`: where the sampling controls start (the specialist defaults when None)."""
+        defaults = defaults or self._generator.defaults.specialist
         # Bad input is the client's to fix whatever the server's state: check it first.
         require_text("prompt", prompt)
-        merge(self._generator.defaults.specialist, overrides)
+        merge(defaults, overrides)
         await self.sync()
         serving = self._require_serving()
         forced = self._forced(serving, force)
-        prepared = await self._generator.prepare_completion(prompt, serving.model, overrides,
-                                                            self._generator.defaults.specialist)
+        prepared = await self._generator.prepare_completion(prompt, serving.model, overrides, defaults)
         hook = SpecialistHook(serving.mixture, routing, forced)
         request = dataclasses.replace(prepared.request, hooks=(*prepared.request.hooks, hook))
         return PreparedRequest(prepared.runtime, request), serving.mixture.experts

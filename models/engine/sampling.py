@@ -2,8 +2,8 @@
 its own seeded torch.Generator, and one call turns a [rows, vocab] logits tensor into
 one token per row without Python loops over the vocabulary.
 
-Order of processing per row: repetition penalty (greedy rows too), then for sampled
-rows temperature, top-k, top-p. Greedy rows (temperature 0 or do_sample=False) take the
+Order of processing per row: repetition penalty, then presence and frequency penalties
+(greedy rows too), then for sampled rows temperature, top-k, top-p. Greedy rows (temperature 0 or do_sample=False) take the
 argmax.
 
 Reproducibility: a sampled row draws exactly one uniform number from its own generator
@@ -27,10 +27,11 @@ _sys_random = random.SystemRandom()
 
 
 class RowSampling:
-    """Sampling state of one row: its params, its generator, and the token ids it has
-    seen (for the repetition penalty)."""
+    """Sampling state of one row: its params, its generator, the token ids it has seen
+    (for the repetition penalty) and how often it generated each (for the presence and
+    frequency penalties)."""
 
-    __slots__ = ("params", "generator", "seen_ids")
+    __slots__ = ("params", "generator", "seen_ids", "output_counts")
 
     def __init__(self, params: SamplingParams, prompt_ids: list[int]) -> None:
         self.params = params
@@ -41,10 +42,14 @@ class RowSampling:
             self.generator.manual_seed(seed)
         # Kept only when a penalty applies; a set is enough to rebuild the batch mask.
         self.seen_ids: set[int] | None = set(prompt_ids) if params.repetition_penalty != 1.0 else None
+        additive = params.presence_penalty != 0.0 or params.frequency_penalty != 0.0
+        self.output_counts: dict[int, int] | None = {} if additive else None
 
     def observe(self, token_id: int) -> None:
         if self.seen_ids is not None:
             self.seen_ids.add(token_id)
+        if self.output_counts is not None:
+            self.output_counts[token_id] = self.output_counts.get(token_id, 0) + 1
 
 
 @dataclass
@@ -93,6 +98,9 @@ class SamplingBatch:
     all_greedy: bool
     penalty: torch.Tensor | None  # [B, 1]
     seen: torch.Tensor | None  # [B, V] bool
+    presence: torch.Tensor | None  # [B, 1]
+    frequency: torch.Tensor | None  # [B, 1]
+    counts: torch.Tensor | None  # [B, V] float: times each token was generated
     topk_group: _Group | None
     full_group: _Group | None
 
@@ -107,10 +115,19 @@ class SamplingBatch:
                 ids = [t for t in (r.seen_ids or ()) if 0 <= t < vocab_size]
                 if ids:
                     seen[i, torch.tensor(ids, device=device)] = True
+        presence = frequency = counts = None
+        if any(p.presence_penalty != 0.0 or p.frequency_penalty != 0.0 for p in params):
+            presence = torch.tensor([[p.presence_penalty] for p in params], device=device)
+            frequency = torch.tensor([[p.frequency_penalty] for p in params], device=device)
+            counts = torch.zeros((len(rows), vocab_size), dtype=torch.float32, device=device)
+            for i, r in enumerate(rows):
+                for token, n in (r.output_counts or {}).items():
+                    if 0 <= token < vocab_size:
+                        counts[i, token] = float(n)
         sampled = [i for i, p in enumerate(params) if not p.greedy]
         topk_rows = [i for i in sampled if 0 < params[i].top_k < vocab_size]
         full_rows = [i for i in sampled if not 0 < params[i].top_k < vocab_size]
-        return cls(rows, not sampled, penalty, seen,
+        return cls(rows, not sampled, penalty, seen, presence, frequency, counts,
                    _Group.of(topk_rows, rows, device, top_k=True),
                    _Group.of(full_rows, rows, device, top_k=False))
 
@@ -118,6 +135,8 @@ class SamplingBatch:
         """Record this step's tokens ([B] long, on device) in the penalty mask."""
         if self.seen is not None:
             self.seen[torch.arange(len(self.rows), device=tokens.device), tokens] = True
+        if self.counts is not None:
+            self.counts[torch.arange(len(self.rows), device=tokens.device), tokens] += 1.0
 
     def sample(self, logits: torch.Tensor) -> torch.Tensor:
         """logits: [B, V] float. Returns [B] long token ids."""
@@ -125,6 +144,9 @@ class SamplingBatch:
             # CTRL penalty: divide positive logits, multiply negative ones, on seen tokens only.
             penalised = torch.where(logits > 0, logits / self.penalty, logits * self.penalty)
             logits = torch.where(self.seen, penalised, logits)
+        if self.counts is not None:
+            # OpenAI's definition: logit - frequency * count - presence * (count > 0).
+            logits = logits - self.frequency * self.counts - self.presence * (self.counts > 0).to(self.counts.dtype)
         tokens = logits.argmax(dim=-1)
         if self.all_greedy:
             return tokens

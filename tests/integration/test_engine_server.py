@@ -63,7 +63,7 @@ async def test_full_queue_is_resource_exhausted_over_grpc_and_429_over_rest(one_
                                         log_path=tmp_path / "envoy.log", log_level="warn")
         try:
             async with httpx.AsyncClient(base_url=proxy.base_url, timeout=30) as http:
-                reply = await http.post("/v1/completions", json={"prompt": "one more", "max_new_tokens": 4})
+                reply = await http.post("/v1/generation/completions", json={"prompt": "one more", "max_new_tokens": 4})
         finally:
             await asyncio.to_thread(envoy_config.stop_envoy, proxy)
         assert reply.status_code == 429

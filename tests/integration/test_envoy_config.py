@@ -18,18 +18,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_envoy_yaml_validates(descriptor: Path, tmp_path: Path):
-    # The committed file names build/llmserve.pb and the page's files in web/ relative to
-    # where `make run` runs; lay those out in a scratch folder, unchanged file.
+    # The committed file names build/llmserve.pb, build/openapi.json, the docs' assets and
+    # the pages in web/ relative to where `make run` runs; lay those out in a scratch
+    # folder, unchanged file.
     (tmp_path / "build").mkdir()
     shutil.copy(descriptor, tmp_path / "build" / "llmserve.pb")
+    shutil.copy(envoy_config.openapi_for(descriptor), tmp_path / "build" / "openapi.json")
+    shutil.copytree(ROOT / "build" / "docs", tmp_path / "build" / "docs")
     shutil.copytree(ROOT / "web", tmp_path / "web")
     result = envoy_config.validate(ROOT / "envoy.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout + result.stderr
 
 
-def test_validate_catches_a_missing_descriptor(tmp_path: Path):
+def test_validate_catches_a_missing_descriptor(descriptor: Path, tmp_path: Path):
     shutil.copytree(ROOT / "web", tmp_path / "web")
+    (tmp_path / "build").mkdir()
+    shutil.copy(envoy_config.openapi_for(descriptor), tmp_path / "build" / "openapi.json")
+    shutil.copytree(ROOT / "build" / "docs", tmp_path / "build" / "docs")
     result = envoy_config.validate(ROOT / "envoy.yaml", cwd=tmp_path)
     assert result.returncode != 0
     assert "llmserve.pb" in result.stdout + result.stderr
@@ -46,7 +52,9 @@ def test_render_moves_ports_and_paths_only(descriptor: Path, tmp_path: Path):
         "socket_address"]["port_value"] == 50123
     assert envoy_config.transcoder(rendered)["proto_descriptor"] == str(descriptor.resolve())
     pages = {r["direct_response"]["body"]["filename"] for r in envoy_config.routes(rendered) if "direct_response" in r}
-    assert pages == {str(path.resolve()) for path in (ROOT / "web").rglob("*") if path.is_file()}
+    assert pages >= {str(path.resolve()) for path in (ROOT / "web").rglob("*") if path.is_file()}
+    assert str(envoy_config.openapi_for(descriptor).resolve()) in pages  # built beside the descriptor
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in pages)
     # Everything else is the committed behaviour.
     original_transcoder = envoy_config.transcoder(original)
     for key, value in envoy_config.transcoder(rendered).items():
@@ -61,7 +69,12 @@ def test_render_reads_the_page_from_another_folder(descriptor: Path, tmp_path: P
     out = envoy_config.render(50123, 18123, 19123, descriptor, tmp_path / "envoy.yaml", web_dir="/etc/envoy")
     pages = {r["direct_response"]["body"]["filename"] for r in envoy_config.routes(yaml.safe_load(out.read_text()))
              if "direct_response" in r}
-    assert pages == {f"/etc/envoy/{path.name}" for path in (ROOT / "web").iterdir()}
+    assert {p for p in pages if p.startswith("/etc/envoy/")} == {f"/etc/envoy/{path.name}" for path in (ROOT / "web").iterdir()}
+    # With files_dir, every page and asset (the docs' too) comes from that one folder.
+    out = envoy_config.render(50123, 18123, 19123, descriptor, tmp_path / "envoy.yaml", files_dir="/srv/files")
+    pages = {r["direct_response"]["body"]["filename"] for r in envoy_config.routes(yaml.safe_load(out.read_text()))
+             if "direct_response" in r}
+    assert all(p.startswith("/srv/files/") for p in pages) and "/srv/files/openapi.json" in pages
 
 
 def _rest_services(descriptor: Path) -> set[str]:
@@ -80,7 +93,8 @@ def test_transcoder_covers_every_rest_service(descriptor: Path):
     assert set(transcoder["services"]) == _rest_services(descriptor)
     assert {"llmserve.generation.v1.GenerationService", "llmserve.server.v1.ServerService",
             "llmserve.lut.v1.LutService", "llmserve.specialist.v1.SpecialistService",
-            "llmserve.sae.v1.SaeTrainingService", "llmserve.chat.v1.ChatService"} <= set(transcoder["services"])
+            "llmserve.sae.v1.SaeTrainingService", "llmserve.chat.v1.ChatService",
+            "llmserve.openai.v1.OpenAIService"} <= set(transcoder["services"])
     options = transcoder["print_options"]
     assert options["stream_sse_style_delimited"] and options["preserve_proto_field_names"]
     assert options["always_print_primitive_fields"]
@@ -123,6 +137,8 @@ def test_every_page_file_has_a_route_and_every_route_a_file():
     served = {r["match"]["path"]: r["direct_response"]["body"]["filename"]
               for r in envoy_config.routes(envoy_config.load()) if "direct_response" in r}
     files = {str(p.relative_to(ROOT)) for p in (ROOT / "web").rglob("*") if p.is_file()}
-    assert set(served.values()) == files
+    assert {name for name in served.values() if name.startswith("web/")} == files
+    pages = {"/": "web/index.html", "/index.html": "web/index.html", "/docs": "web/docs.html",
+             "/redoc": "web/redoc.html", "/openapi.json": "build/openapi.json"}
     for path, name in served.items():
-        assert path in ("/", "/index.html") or path == "/" + name, (path, name)
+        assert pages.get(path) == name or path == "/" + name.removeprefix("build/"), (path, name)

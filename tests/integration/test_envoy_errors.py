@@ -10,10 +10,13 @@ import pytest
 
 @pytest.mark.parametrize(("path", "request_body", "field"), [
     ("/completion", {"prompt": ""}, "prompt"),
-    ("/v1/completions", {"prompt": "Hi", "max_new_tokens": 0}, "max_new_tokens"),
+    ("/v1/generation/completions", {"prompt": "Hi", "max_new_tokens": 0}, "max_new_tokens"),
     ("/completion", {"prompt": "Hi", "temperature": -1}, "temperature"),
-    ("/v1/completions", {"prompt": "Hi", "top_p": 1.5}, "top_p"),
+    ("/v1/generation/completions", {"prompt": "Hi", "top_p": 1.5}, "top_p"),
+    ("/v1/generation/chat", {"messages": [{"role": "user", "content": "Hi"}], "top_k": -1}, "top_k"),
     ("/chat", {"messages": []}, "messages"),
+    ("/completion", {"prompt": "Hi", "presence_penalty": 2.5}, "presence_penalty"),
+    ("/v1/generation/completions:stream", {"prompt": "Hi", "frequency_penalty": -3}, "frequency_penalty"),
 ])
 async def test_invalid_argument_is_400_with_field_violation(http: httpx.AsyncClient, field_violations,
                                                             path, request_body, field):
@@ -27,7 +30,7 @@ async def test_invalid_argument_is_400_with_field_violation(http: httpx.AsyncCli
 
 
 async def test_invalid_argument_on_a_stream_is_400_before_any_event(http: httpx.AsyncClient, field_violations):
-    resp = await http.post("/v1/completions:stream", json={"prompt": ""})
+    resp = await http.post("/v1/generation/completions:stream", json={"prompt": ""})
     assert resp.status_code == 400, resp.text
     assert field_violations(resp.json()) == ["prompt"]
 
@@ -68,7 +71,8 @@ async def test_malformed_or_mistyped_json_on_a_compat_path_is_400_naming_the_bod
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("POST", "/v1/completion"), ("GET", "/completion"),
-                                              ("DELETE", "/v1/models"), ("GET", "/v2/models")])
+                                              ("DELETE", "/v1/models"), ("GET", "/v2/models"),
+                                              ("GET", "/v1/generation/completions")])
 async def test_unknown_path_or_method_is_404(http: httpx.AsyncClient, method: str, path: str):
     resp = await http.request(method, path)
     assert resp.status_code == 404, resp.text
@@ -76,7 +80,7 @@ async def test_unknown_path_or_method_is_404(http: httpx.AsyncClient, method: st
 
 
 async def test_unknown_query_parameter_is_400(http: httpx.AsyncClient):
-    resp = await http.get("/v1/models", params={"verbose": "1"})
+    resp = await http.get("/v1/generation/models", params={"verbose": "1"})
     assert resp.status_code == 400, resp.text
     assert "verbose" in resp.text
     resp = await http.get("/health?foo=bar")

@@ -42,7 +42,8 @@ async def test_seed_completion_example(http: httpx.AsyncClient):
 
 async def test_v1_completion_matches_compat_path(http: httpx.AsyncClient):
     request = {"prompt": "The capital of France is", "max_new_tokens": 8, "do_sample": False}
-    compat, v1 = await asyncio.gather(http.post("/completion", json=request), http.post("/v1/completions", json=request))
+    compat, v1 = await asyncio.gather(http.post("/completion", json=request),
+                                      http.post("/v1/generation/completions", json=request))
     assert compat.status_code == v1.status_code == 200
     assert compat.json()["text"] == v1.json()["text"]  # greedy: the same RPC behind both paths
 
@@ -57,7 +58,7 @@ async def test_seed_chat_examples(http: httpx.AsyncClient):
         assert isinstance(body["message"]["content"], str)
         assert body["model"] == "tiny"
         _usage_ok(body["usage"])
-    v1 = await http.post("/v1/chat/completions", json={**HAVOC_CHAT, "max_new_tokens": 4})
+    v1 = await http.post("/v1/generation/chat", json={**HAVOC_CHAT, "max_new_tokens": 4})
     assert v1.status_code == 200 and v1.json()["message"]["role"] == "assistant"
 
 
@@ -110,7 +111,7 @@ async def test_health_has_union_fields(http: httpx.AsyncClient):
 
 
 async def test_list_models(http: httpx.AsyncClient):
-    resp = await http.get("/v1/models")
+    resp = await http.get("/v1/generation/models")
     assert resp.status_code == 200
     models = {m["name"]: m for m in resp.json()["models"]}
     assert models["tiny"]["is_default"] is True and models["tiny"]["available"] is True

@@ -17,6 +17,7 @@ SERVICES = {
     "llmserve.sae.v1.SaeTrainingService",
     "llmserve.chat.v1.ChatService",
     "llmserve.admin.v1.AdminService",
+    "llmserve.openai.v1.OpenAIService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
 }

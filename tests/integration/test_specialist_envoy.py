@@ -54,6 +54,8 @@ async def test_seed_003_flow_with_curl_paths(rest: httpx.AsyncClient, served):
     assert (await rest.get("/specialists")).json() == []
     resp = await rest.post("/v1/specialists:generate", json={"prompt": "Hello"})
     assert resp.status_code == 503, resp.text  # nothing trained yet
+    resp = await rest.post("/v1/completions", json={"model": "tiny", "prompt": "Hello", "specialists": True})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "specialists", resp.text
 
     (data / "marketing").mkdir()
     (data / "marketing" / "m1.txt").write_text("Brand campaigns reach customers through channels. " * 30)
@@ -71,6 +73,13 @@ async def test_seed_003_flow_with_curl_paths(rest: httpx.AsyncClient, served):
     assert gen.status_code == 200, gen.text
     out = gen.json()
     assert out["full_text"] == out["prompt"] + out["completion"] and out["specialists"] == ["marketing"]
+    # The same mixture through OpenAI's completions (greedy on both: the same text).
+    greedy = {"prompt": "Act as a marketing advisor:", "max_new_tokens": 8, "temperature": 0}
+    mixture_text = (await rest.post("/v1/specialists:generate", json=greedy)).json()["completion"]
+    openai_body = {"model": "tiny", "prompt": greedy["prompt"], "max_tokens": 8, "temperature": 0, "specialists": True}
+    reply = await rest.post("/v1/completions", json=openai_body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["text"] == mixture_text
     mixture = (await rest.post("/generate", json={"prompt": "Act as a marketing advisor:", "max_new_tokens": 8})).json()
     assert mixture["specialists"] == ["marketing"] and mixture["full_text"] == mixture["prompt"] + mixture["completion"]
     with_lut = (await rest.post("/generate", json={"prompt": "Hi", "max_new_tokens": 2, "lut_name": "u1"})).json()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import openai
 import pytest
 import pytest_asyncio
 
@@ -248,3 +249,24 @@ async def test_the_admin_command_line_makes_keys_the_server_accepts(stack: Stack
     assert over.status_code == 429 and "lut_entries" in over.json()["message"]
     await admin("revoke-key", created["key_id"])
     assert (await stack.rest.get("/v1/luts", headers=bearer(created["key"]))).status_code == 401
+
+
+async def test_openai_paths_take_keys_and_count_generated_tokens(stack: Stack):
+    # The OpenAI SDK sends its api_key as `Authorization: Bearer`; errors arrive as its exceptions.
+    key = await stack.new_key("sdk-user")
+    base = str(stack.rest.base_url).rstrip("/") + "/v1"
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0}
+    async with openai.AsyncOpenAI(base_url=base, api_key="not-a-key", max_retries=0) as anonymous:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await anonymous.chat.completions.create(**body)
+        assert caught.value.body["type"] == "authentication_error"
+    set_ = await stack.rest.post("/v1/admin/tenants/sdk-user/quotas", json={"generated_tokens_per_minute": 4},
+                                 headers=stack.as_admin())
+    assert set_.status_code == 200, set_.text
+    async with openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0) as client:
+        assert (await client.models.list()).data[0].id == "tiny"
+        first = await client.chat.completions.create(**body)
+        assert first.usage.completion_tokens > 4  # counted against the budget once it finished
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.completions.create(model="tiny", prompt="Hi", max_tokens=2)
+        assert caught.value.body["type"] == "rate_limit_error" and caught.value.body["code"] == "rate_limit_exceeded"

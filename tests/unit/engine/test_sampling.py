@@ -76,6 +76,38 @@ def test_repetition_penalty_discourages_seen_tokens():
     assert plain.sample(logits.clone()).tolist() == [7]
 
 
+def test_presence_and_frequency_penalties_follow_openais_formula():
+    # logit - frequency * count - presence * (count > 0), over the tokens this row generated.
+    logits = torch.zeros((1, V))
+    logits[0, 7], logits[0, 8], logits[0, 9] = 3.0, 2.5, 0.0
+    presence = batch(SamplingParams(temperature=0, presence_penalty=1.0), prompts=[[8]])
+    assert presence.sample(logits.clone()).tolist() == [7]  # the prompt does not count
+    presence.observe(torch.tensor([7]))
+    assert presence.sample(logits.clone()).tolist() == [8]  # 3 - 1 < 2.5
+    frequency = batch(SamplingParams(temperature=0, frequency_penalty=0.4))
+    picks = draw(frequency, logits, 4)[0]
+    # 7 until its count makes 3 - 0.4 * n fall below 2.5 (n = 2), then 8, then 7 again (2.2 vs 2.1).
+    assert picks == [7, 7, 8, 7]
+    negative = batch(SamplingParams(temperature=0, presence_penalty=-2.0))
+    negative.observe(torch.tensor([9]))
+    assert negative.sample(logits.clone()).tolist() == [7]  # 0 + 2 < 3: still 7
+    mixed = batch(SamplingParams(temperature=0, frequency_penalty=1.0), SamplingParams(temperature=0))
+    mixed.observe(torch.tensor([7, 7]))
+    assert mixed.sample(torch.cat([logits, logits]).clone()).tolist() == [8, 7]  # other rows untouched
+
+
+def test_penalty_counts_survive_a_batch_rebuild():
+    logits = torch.zeros((1, V))
+    logits[0, 7], logits[0, 8] = 3.0, 2.5
+    row = RowSampling(SamplingParams(temperature=0, frequency_penalty=1.0), [])
+    first = SamplingBatch.build([row], V, CPU)
+    token = first.sample(logits.clone())
+    first.observe(token)
+    row.observe(int(token))
+    rebuilt = SamplingBatch.build([row], V, CPU)  # the set of rows changed
+    assert rebuilt.sample(logits.clone()).tolist() == [8]
+
+
 def test_same_seed_same_tokens_alone_or_batched():
     params = SamplingParams(temperature=1.0, top_p=0.9, seed=42)
     logits = logits_for(4, seed=9)

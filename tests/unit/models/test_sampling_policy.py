@@ -24,6 +24,9 @@ OK = SamplingParams(max_new_tokens=10, temperature=0.7, top_p=0.9, top_k=50)
     ({"top_k": -1}, "top_k"),
     ({"repetition_penalty": 0.0}, "repetition_penalty"),
     ({"seed": -1}, "seed"),
+    ({"presence_penalty": 2.5}, "presence_penalty"),
+    ({"frequency_penalty": -2.01}, "frequency_penalty"),
+    ({"frequency_penalty": float("inf")}, "frequency_penalty"),
     ({"stop_sequences": ("",)}, "stop_sequences[0]"),
     ({"stop_sequences": ("x",) * 17}, "stop_sequences"),
 ])

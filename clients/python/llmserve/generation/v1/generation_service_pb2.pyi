@@ -18,7 +18,7 @@ class ChatMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class CompleteRequest(_message.Message):
-    __slots__ = ("prompt", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream")
+    __slots__ = ("prompt", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream", "presence_penalty", "frequency_penalty")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,8 @@ class CompleteRequest(_message.Message):
     STOP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_PENALTY_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: str
     max_new_tokens: int
@@ -41,7 +43,9 @@ class CompleteRequest(_message.Message):
     stop_sequences: _containers.RepeatedScalarFieldContainer[str]
     seed: int
     stream: bool
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ...) -> None: ...
+    presence_penalty: float
+    frequency_penalty: float
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ...) -> None: ...
 
 class CompleteCompatRequest(_message.Message):
     __slots__ = ("http_body",)
@@ -70,7 +74,7 @@ class CompleteResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ...) -> None: ...
 
 class StreamCompleteRequest(_message.Message):
-    __slots__ = ("prompt", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream")
+    __slots__ = ("prompt", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream", "presence_penalty", "frequency_penalty")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +86,8 @@ class StreamCompleteRequest(_message.Message):
     STOP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_PENALTY_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: str
     max_new_tokens: int
@@ -93,7 +99,9 @@ class StreamCompleteRequest(_message.Message):
     stop_sequences: _containers.RepeatedScalarFieldContainer[str]
     seed: int
     stream: bool
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ...) -> None: ...
+    presence_penalty: float
+    frequency_penalty: float
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ...) -> None: ...
 
 class StreamCompleteResponse(_message.Message):
     __slots__ = ("delta", "final", "error")
@@ -106,7 +114,7 @@ class StreamCompleteResponse(_message.Message):
     def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.GenerationFinal, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.StreamError, _Mapping]] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("messages", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream")
+    __slots__ = ("messages", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream", "presence_penalty", "frequency_penalty")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +126,8 @@ class ChatRequest(_message.Message):
     STOP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_PENALTY_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     model: str
     max_new_tokens: int
@@ -129,7 +139,9 @@ class ChatRequest(_message.Message):
     stop_sequences: _containers.RepeatedScalarFieldContainer[str]
     seed: int
     stream: bool
-    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ...) -> None: ...
+    presence_penalty: float
+    frequency_penalty: float
+    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ...) -> None: ...
 
 class ChatCompatRequest(_message.Message):
     __slots__ = ("http_body",)
@@ -156,7 +168,7 @@ class ChatResponse(_message.Message):
     def __init__(self, message: _Optional[_Union[ChatMessage, _Mapping]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ...) -> None: ...
 
 class StreamChatRequest(_message.Message):
-    __slots__ = ("messages", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream")
+    __slots__ = ("messages", "model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "stop_sequences", "seed", "stream", "presence_penalty", "frequency_penalty")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +180,8 @@ class StreamChatRequest(_message.Message):
     STOP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_PENALTY_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     model: str
     max_new_tokens: int
@@ -179,7 +193,9 @@ class StreamChatRequest(_message.Message):
     stop_sequences: _containers.RepeatedScalarFieldContainer[str]
     seed: int
     stream: bool
-    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ...) -> None: ...
+    presence_penalty: float
+    frequency_penalty: float
+    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., model: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., do_sample: _Optional[bool] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., stream: _Optional[bool] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ...) -> None: ...
 
 class StreamChatResponse(_message.Message):
     __slots__ = ("delta", "final", "error")

@@ -28,11 +28,13 @@ if _version_not_supported:
 class GenerationServiceStub:
     """Text completion and chat on a base model, unary and server-streaming.
 
-    REST: POST /completion and POST /chat (and /v1/completions, /v1/chat/completions)
-    take the JSON of CompleteRequest / ChatRequest; with "stream": true in the body
-    the reply is a Server-Sent Events stream (the CompleteCompat and ChatCompat
-    adapters decide). Streams also have their own paths (`:stream` on /v1,
-    `/stream` on the short paths).
+    REST: POST /completion and POST /chat (seed 001) take the JSON of CompleteRequest /
+    ChatRequest; with "stream": true in the body the reply is seed 001's stream: one
+    `data: <text>` Server-Sent Event per piece of text, then `data: [DONE]` (the
+    CompleteCompat and ChatCompat adapters decide). The typed calls have their own paths
+    under /v1/generation; the JSON-event streams (deltas, then a final event with usage and
+    finish reason) are on the `:stream` paths (and `/stream` on the short paths).
+    OpenAI's /v1/models, /v1/completions and /v1/chat/completions are OpenAIService's.
     """
 
     def __init__(self, channel):
@@ -81,11 +83,13 @@ class GenerationServiceStub:
 class GenerationServiceServicer:
     """Text completion and chat on a base model, unary and server-streaming.
 
-    REST: POST /completion and POST /chat (and /v1/completions, /v1/chat/completions)
-    take the JSON of CompleteRequest / ChatRequest; with "stream": true in the body
-    the reply is a Server-Sent Events stream (the CompleteCompat and ChatCompat
-    adapters decide). Streams also have their own paths (`:stream` on /v1,
-    `/stream` on the short paths).
+    REST: POST /completion and POST /chat (seed 001) take the JSON of CompleteRequest /
+    ChatRequest; with "stream": true in the body the reply is seed 001's stream: one
+    `data: <text>` Server-Sent Event per piece of text, then `data: [DONE]` (the
+    CompleteCompat and ChatCompat adapters decide). The typed calls have their own paths
+    under /v1/generation; the JSON-event streams (deltas, then a final event with usage and
+    finish reason) are on the `:stream` paths (and `/stream` on the short paths).
+    OpenAI's /v1/models, /v1/completions and /v1/chat/completions are OpenAIService's.
     """
 
     def Complete(self, request, context):
@@ -97,8 +101,9 @@ class GenerationServiceServicer:
 
     def CompleteCompat(self, request, context):
         """REST adapter of POST /completion: the body is a CompleteRequest in JSON; the
-        reply is Complete's JSON, or StreamComplete's events as Server-Sent Events when
-        the body says "stream": true. gRPC clients call Complete or StreamComplete.
+        reply is Complete's JSON, or seed 001's stream (`data: <text>` per piece, then
+        `data: [DONE]`) when the body says "stream": true. gRPC clients call Complete or
+        StreamComplete.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,8 +125,8 @@ class GenerationServiceServicer:
 
     def ChatCompat(self, request, context):
         """REST adapter of POST /chat: the body is a ChatRequest in JSON; the reply is
-        Chat's JSON, or StreamChat's events as Server-Sent Events when the body says
-        "stream": true. gRPC clients call Chat or StreamChat.
+        Chat's JSON, or seed 001's stream (`data: <text>` per piece, then `data: [DONE]`)
+        when the body says "stream": true. gRPC clients call Chat or StreamChat.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,11 +195,13 @@ def add_GenerationServiceServicer_to_server(servicer, server):
 class GenerationService:
     """Text completion and chat on a base model, unary and server-streaming.
 
-    REST: POST /completion and POST /chat (and /v1/completions, /v1/chat/completions)
-    take the JSON of CompleteRequest / ChatRequest; with "stream": true in the body
-    the reply is a Server-Sent Events stream (the CompleteCompat and ChatCompat
-    adapters decide). Streams also have their own paths (`:stream` on /v1,
-    `/stream` on the short paths).
+    REST: POST /completion and POST /chat (seed 001) take the JSON of CompleteRequest /
+    ChatRequest; with "stream": true in the body the reply is seed 001's stream: one
+    `data: <text>` Server-Sent Event per piece of text, then `data: [DONE]` (the
+    CompleteCompat and ChatCompat adapters decide). The typed calls have their own paths
+    under /v1/generation; the JSON-event streams (deltas, then a final event with usage and
+    finish reason) are on the `:stream` paths (and `/stream` on the short paths).
+    OpenAI's /v1/models, /v1/completions and /v1/chat/completions are OpenAIService's.
     """
 
     @staticmethod
