@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
+from models.engine.observer import NULL_OBSERVER, EngineObserver
 from models.errors import FailedPrecondition, ModelUnavailable, Unavailable
 from models.loading import LoadedModel, load_model, weights_unavailable
 from models.registry import ModelRegistry, ModelSpec
@@ -42,8 +44,11 @@ class ModelStatus:
 class ModelManager:
     """Loads models lazily (the default eagerly) and hands out their runtimes."""
 
-    def __init__(self, registry: ModelRegistry, cache_dir: Path, engine_config: EngineConfig) -> None:
+    def __init__(self, registry: ModelRegistry, cache_dir: Path, engine_config: EngineConfig,
+                 observer: Callable[[str], EngineObserver] | None = None) -> None:
         self.registry = registry
+        self._observer = observer
+        """Model name -> the observer of its engine (metrics); none by default."""
         self._cache_dir = cache_dir
         self._engine_config = engine_config
         self._runtimes: dict[str, ModelRuntime] = {}
@@ -76,7 +81,8 @@ class ModelManager:
         except Exception as exc:  # weights present but unloadable: say so, keep serving others
             log.exception("model %s failed to load", spec.name)
             raise ModelUnavailable(spec.name, f"loading failed: {type(exc).__name__}", self.available_names()) from exc
-        engine = Engine(loaded.model, loaded.tokenizer, self._engine_config, device=loaded.device)
+        engine = Engine(loaded.model, loaded.tokenizer, self._engine_config, device=loaded.device,
+                        observer=self._observer(spec.name) if self._observer else NULL_OBSERVER)
         engine.start()
         log.info("model %s ready on %s (context %d)", spec.name, loaded.device, loaded.context_window)
         return ModelRuntime(loaded, engine)

@@ -14,6 +14,8 @@ from grpc_reflection.v1alpha import reflection
 
 from models.manager import ModelManager
 from server.auth import Authenticator, AuthInterceptor
+from server.metrics import Metrics
+from server.observe import ObserveInterceptor
 from server.replica import ReplicaInterceptor
 from server.services import admin, chat, generation, lut, sae, server_info, specialist
 from server.services.binding import ServiceBinding, ServiceContext
@@ -57,6 +59,9 @@ class App:
     ready: asyncio.Task | None = None
     replica: str = ""
     """This server's name in `x-llmserve-replica`."""
+    metrics: Metrics | None = None
+    metrics_port: int = 0
+    """Port of this server's `GET /metrics` (0: metrics off)."""
 
     async def set_serving(self, serving: bool) -> None:
         overall = SERVING if serving else NOT_SERVING
@@ -75,6 +80,8 @@ class App:
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
         await self.features.close()
         await self.manager.stop()
+        if self.metrics is not None:
+            self.metrics.close()
         self.database.dispose()
 
     @property
@@ -101,17 +108,20 @@ async def create_server(settings: Settings, wait_ready: bool = False) -> App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     await asyncio.to_thread(database.migrate)
-    features = build_features(settings, database)
+    metrics = Metrics(tenant_label=settings.auth.mode != "off") if settings.metrics.enabled else None
+    features = build_features(settings, database, metrics.observer if metrics else None)
     if settings.auth.mode == "off":
         log.warning("auth.mode is \"off\": every caller is the one default tenant with admin rights; "
                     "set LLMSERVE_AUTH__MODE=api_key (and LLMSERVE_AUTH__ADMIN_KEY) before exposing this server")
     authenticator = Authenticator(settings.auth, features.api_keys)
-    # The replica stamp is outermost, so refusals by the authenticator carry it too.
+    # The observer is outermost, so it times and counts every call and its request id is in
+    # every response; the replica stamp comes next, so refusals by the authenticator carry it too.
     replica = ReplicaInterceptor(settings.replica.resolved_name())
+    observe = ObserveInterceptor(metrics, settings.log.access)
     server = grpc.aio.server(options=GRPC_OPTIONS,
-                             interceptors=[replica, AuthInterceptor(authenticator, features.quotas)])
+                             interceptors=[observe, replica, AuthInterceptor(authenticator, features.quotas)])
     app = App(server=server, port=0, settings=settings, features=features, database=database,
-              health=health.aio.HealthServicer(), replica=replica.name)
+              health=health.aio.HealthServicer(), replica=replica.name, metrics=metrics)
     context = ServiceContext(settings, features, lambda: dict(app.states))
 
     for binding in BINDINGS:
@@ -125,6 +135,10 @@ async def create_server(settings: Settings, wait_ready: bool = False) -> App:
     app.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if app.port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
+    if metrics is not None:
+        metrics.watch(features.manager, features.jobs)
+        private = settings.auth.mode == "api_key" and not settings.auth.metrics_public
+        app.metrics_port = metrics.serve(settings.metrics, settings.auth.admin_key.value if private else "")
     await app.set_serving(False)
     await server.start()
     app.ready = asyncio.create_task(_become_ready(app))

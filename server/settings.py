@@ -23,6 +23,7 @@ from models.engine.config import EngineConfig
 from models.registry import ModelSpec, default_specs
 from models.sampling_policy import SamplingDefaults
 from server import config_source
+from server.observability_config import LogConfig, MetricsConfig
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ class Settings:
     """On SIGTERM, how long in-flight calls may finish before the server stops."""
     log_level: str = "INFO"
     """Python logging level name."""
+    log: LogConfig = field(default_factory=LogConfig)
+    """Log format (JSON or text) and the per-RPC access line."""
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """The Prometheus metrics endpoint."""
 
     @property
     def resolved_database_url(self) -> str:

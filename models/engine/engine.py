@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -18,11 +19,23 @@ import torch
 from models.engine.admission import EngineStats, check_request, context_window
 from models.engine.config import EngineConfig
 from models.engine.detokenize import RowDetokenizer, eos_ids_of
-from models.engine.scheduler import Scheduler, SchedRow, SchedulerOutput
+from models.engine.observer import (
+    NULL_OBSERVER,
+    EngineObserver,
+    RequestRecord,
+    StepRecord,
+)
+from models.engine.scheduler import SchedRow, Scheduler, SchedulerOutput
 from models.engine.streams import BackgroundJob, Outbox, RowStream
 from models.engine.worker import ModelRunnerOutput, Worker
 from models.errors import Unavailable
-from models.types import FinishEvent, FinishReason, GenerationRequest, Priority, TokenEvent
+from models.types import (
+    FinishEvent,
+    FinishReason,
+    GenerationRequest,
+    Priority,
+    TokenEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +44,9 @@ class Engine:
     """Continuous-batching engine over one Hugging Face causal LM on one device."""
 
     def __init__(self, model, tokenizer, config: EngineConfig | None = None,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, observer: EngineObserver = NULL_OBSERVER) -> None:
         self.config = config = config or EngineConfig()
+        self.observer = observer
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = model.to(self.device).eval()
         if config.weight_format == "int8":
@@ -97,18 +111,36 @@ class Engine:
         when the engine is not running. Leaving the loop early, cancelling the task or a
         deadline cancels the row; it leaves the batch at the next step.
         """
+        started = last = time.monotonic()
         stream = self._submit(request, asyncio.get_running_loop())
         finished = False
+        received = 0
         try:
             while True:
                 event = await stream.queue.get()
+                now = time.monotonic()
+                if isinstance(event, TokenEvent):
+                    (self.observer.inter_token if received else self.observer.first_token)(now - last)
+                    received += len(event.token_ids)
+                    last = now
                 finished = isinstance(event, FinishEvent)
+                if finished:
+                    # Reported before the caller sees the end, so metrics read after a
+                    # response count it.
+                    self._report(request, event.reason, event.completion_tokens, now - started)
                 yield event
                 if finished:
                     return
         finally:
             if not finished:
                 self.cancel(request.request_id)
+                self._report(request, FinishReason.CANCELLED, received, time.monotonic() - started)
+
+    def _report(self, request: GenerationRequest, reason: FinishReason, completion_tokens: int,
+                seconds: float) -> None:
+        self.observer.finished(RequestRecord(
+            prompt_tokens=len(request.prompt_ids), completion_tokens=completion_tokens, reason=reason.value,
+            e2e_s=seconds, hooks=tuple((h.kind, h.fired()) for h in request.hooks)))
 
     def cancel(self, request_id: str) -> bool:
         with self._lock:
@@ -141,7 +173,12 @@ class Engine:
                 running_rows=self._scheduler.active_rows, queued_requests=self._scheduler.queued_requests,
                 queued_tokens=self._scheduler.queued_tokens, steps=self._steps,
                 tokens_generated=self._tokens, background_jobs=len(self._jobs),
-                kv_cache_bytes=self._worker.cache.nbytes())
+                kv_cache_bytes=self._worker.cache.nbytes(), live_rows=self._scheduler.live_rows,
+                kv_slots_used=self._scheduler.active_rows,
+                kv_slots_total=self.config.max_batch_rows, kv_tokens_reserved=self._scheduler.reserved_tokens,
+                kv_tokens_total=self.config.kv_cache_tokens,
+                hook_rows=tuple(sorted(Counter(kind for s in self._streams.values()
+                                               for kind in {h.kind for h in s.request.hooks}).items())))
 
     # ---- admission (caller's thread) ------------------------------------------
     def _submit(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> RowStream:
@@ -151,7 +188,7 @@ class Engine:
         detok = RowDetokenizer(self.tokenizer, request.prompt_ids, stop_sequences=request.params.stop_sequences,
                                eos_ids=self.eos_ids, max_new_tokens=request.params.max_new_tokens,
                                max_seq_len=self.max_seq_len)
-        stream = RowStream(request, loop, asyncio.Queue(), detok)
+        stream = RowStream(request, loop, asyncio.Queue(), detok, submitted_at=time.monotonic())
         row = SchedRow(request.request_id, n, min(n + request.params.max_new_tokens, self.max_seq_len),
                        Priority(request.priority), payload=request)
         with self._lock:
@@ -185,6 +222,15 @@ class Engine:
             stream = self._streams.pop(row.request_id, None)
             if stream is not None and not stream.done:
                 outbox.put(stream, stream.finish_event(FinishReason.CANCELLED))
+        if sched.admitted:
+            now = time.monotonic()
+            for row in sched.admitted:
+                stream = self._streams.get(row.request_id)
+                if stream is not None:
+                    self.observer.queue_wait(now - stream.submitted_at)
+        if sched.has_model_work:
+            self.observer.step(StepRecord(batch_rows=len(sched.prefill) + len(sched.decode),
+                                          prefill_tokens=sched.prefill_tokens, decode_rows=len(sched.decode)))
         if sched.has_model_work or sched.dropped:
             try:
                 result = self._worker.execute(sched)

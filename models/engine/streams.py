@@ -24,6 +24,8 @@ class RowStream:
     detok: RowDetokenizer
     done: bool = False
     """The engine has produced this stream's FinishEvent (set on the engine thread)."""
+    submitted_at: float = 0.0
+    """time.monotonic() at admission to the queue (the observer's queue wait)."""
 
     def finish_event(self, reason: FinishReason, error: str | None = None) -> FinishEvent:
         self.done = True

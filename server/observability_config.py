@@ -1,0 +1,33 @@
+"""Settings of what the server tells operators: log format, the metrics port, traces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """How log lines are written (`[log]`, LLMSERVE_LOG__FORMAT)."""
+
+    format: str = "auto"
+    """"json": one JSON object per line; "text": human lines for a terminal; "auto": text when
+    stderr is a terminal, JSON otherwise (a container, a pipe, `make run` under a supervisor)."""
+    access: bool = True
+    """One INFO line per RPC (service, method, code, duration, tokens, tenant, request id).
+    Prompts and completions are never logged."""
+
+    def __post_init__(self) -> None:
+        if self.format not in ("auto", "json", "text"):
+            raise ValueError(f"log.format: {self.format!r} is not one of auto, json, text")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus endpoint (`[metrics]`, LLMSERVE_METRICS__PORT)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    """Interface of the metrics HTTP server. Loopback by default: Envoy serves it as
+    `GET /metrics`; set "0.0.0.0" where Prometheus scrapes each replica directly."""
+    port: int = 9464
+    """Port of `GET /metrics` (Prometheus text format); 0 picks a free port (tests)."""
