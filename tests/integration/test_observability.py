@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from llmserve.generation.v1 import generation_service_pb2_grpc as pb_grpc
 from server import logs
 from server.observability_config import LogConfig
 from tests.integration.conftest import envoy_config, read_sse
-from tests.support import make_settings, running, start_envoy_for, tiny_specs
+from tests.support import ROOT, make_settings, running, start_envoy_for, tiny_config, tiny_specs
 
 GENERATION = "llmserve.generation.v1.GenerationService"
 Page = dict[tuple[str, frozenset], float]
@@ -208,3 +209,48 @@ def test_log_format_follows_the_setting_and_the_terminal():
     assert not logs.use_json(LogConfig(format="text"), io.StringIO())
     with pytest.raises(ValueError, match="log.format"):
         dataclasses.replace(LogConfig(), format="xml")
+
+
+async def test_a_stream_the_client_leaves_counts_as_cancelled(tiny_server):
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{tiny_server.metrics_port}") as direct:
+        before = value(await scrape(direct), "llmserve_cancellations_total", model="tiny")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{tiny_server.port}") as channel:
+            call = pb_grpc.GenerationServiceStub(channel).StreamComplete(
+                pb.StreamCompleteRequest(prompt="Once upon a time", max_new_tokens=400, do_sample=False))
+            await call.read()
+            call.cancel()
+        # The server learns of the cancellation asynchronously: wait for the row to leave.
+        async with asyncio.timeout(30):
+            while (page := await scrape(direct)) and value(page, "llmserve_requests_running", model="tiny"):
+                await asyncio.sleep(0.05)
+        assert value(page, "llmserve_cancellations_total", model="tiny") - before == 1
+
+
+async def test_the_server_process_logs_json_lines_off_a_terminal(tmp_path: Path, tiny_model_dir: Path):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.main", "--config", str(tiny_config(tmp_path, tiny_model_dir)), cwd=ROOT,
+        # stderr keeps what libraries print themselves (transformers' progress bars).
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    lines: list[dict] = []
+
+    async def until(predicate) -> dict:
+        while True:
+            raw = await process.stdout.readline()
+            assert raw, f"server exited: {lines}"
+            lines.append(json.loads(raw))  # every line is one JSON object
+            if predicate(lines[-1]):
+                return lines[-1]
+
+    try:
+        async with asyncio.timeout(120):
+            port = (await until(lambda line: "listening on" in line["message"]))["port"]
+            await until(lambda line: line["message"].startswith("serving on port"))
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                await pb_grpc.GenerationServiceStub(channel).Complete(
+                    pb.CompleteRequest(prompt="Hello", max_new_tokens=2), metadata=(("x-request-id", "proc-1"),))
+            access = await until(lambda line: line.get("request_id") == "proc-1")
+    finally:
+        process.terminate()
+        await process.wait()
+    assert access["logger"] == "llmserve.access" and access["code"] == "OK" and access["method"] == "Complete"
+    assert all({"timestamp", "level", "logger", "message"} <= set(line) for line in lines)
