@@ -18,15 +18,22 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from llmserve.generation.v1 import generation_service_pb2 as pb
+from llmserve.generation.v1 import generation_service_pb2_grpc as pb_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from domain.tenancy.config import AuthConfig, QuotaLimits
-from llmserve.generation.v1 import generation_service_pb2 as pb
-from llmserve.generation.v1 import generation_service_pb2_grpc as pb_grpc
 from server import logs
 from server.observability_config import LogConfig
 from tests.integration.conftest import envoy_config, read_sse
-from tests.support import ROOT, make_settings, running, start_envoy_for, tiny_config, tiny_specs
+from tests.support import (
+    ROOT,
+    make_settings,
+    running,
+    start_envoy_for,
+    tiny_config,
+    tiny_specs,
+)
 
 GENERATION = "llmserve.generation.v1.GenerationService"
 Page = dict[tuple[str, frozenset], float]

@@ -31,9 +31,9 @@ def _exported_series(tmp_path) -> set[str]:
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
+    from models.engine.config import EngineConfig
     from models.manager import ModelManager
     from models.registry import ModelRegistry, default_specs
-    from models.engine.config import EngineConfig
     from server.metrics import Metrics
     from storage import Database, JobRepository
 
