@@ -16,6 +16,7 @@ from models.manager import ModelManager
 from server.auth import Authenticator, AuthInterceptor
 from server.metrics import Metrics
 from server.observe import ObserveInterceptor
+from server.tracing import Tracing
 from server.replica import ReplicaInterceptor
 from server.services import admin, chat, generation, lut, sae, server_info, specialist
 from server.services.binding import ServiceBinding, ServiceContext
@@ -60,6 +61,7 @@ class App:
     replica: str = ""
     """This server's name in `x-llmserve-replica`."""
     metrics: Metrics | None = None
+    tracing: Tracing | None = None
     metrics_port: int = 0
     """Port of this server's `GET /metrics` (0: metrics off)."""
 
@@ -82,6 +84,8 @@ class App:
         await self.manager.stop()
         if self.metrics is not None:
             self.metrics.close()
+        if self.tracing is not None:
+            self.tracing.close()
         self.database.dispose()
 
     @property
@@ -101,15 +105,19 @@ async def _become_ready(app: App) -> None:
     log.info("serving on port %d", app.port)
 
 
-async def create_server(settings: Settings, wait_ready: bool = False) -> App:
+async def create_server(settings: Settings, wait_ready: bool = False, tracing: Tracing | None = None) -> App:
     """Build and start the server; model loading continues in the background
-    unless `wait_ready`. Health is NOT_SERVING until the default model is loaded."""
+    unless `wait_ready`. Health is NOT_SERVING until the default model is loaded.
+    `tracing`: where spans go (default: per `settings.tracing`, off without an endpoint)."""
     settings.replica.check(settings.resolved_database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     await asyncio.to_thread(database.migrate)
-    metrics = Metrics(tenant_label=settings.auth.mode != "off") if settings.metrics.enabled else None
-    features = build_features(settings, database, metrics.observer if metrics else None)
+    # Always built (the engines' observer also hands timings to traces); `metrics.enabled`
+    # decides whether the HTTP endpoint runs.
+    metrics = Metrics(tenant_label=settings.auth.mode != "off")
+    tracing = tracing or Tracing.from_config(settings.tracing)
+    features = build_features(settings, database, metrics.observer)
     if settings.auth.mode == "off":
         log.warning("auth.mode is \"off\": every caller is the one default tenant with admin rights; "
                     "set LLMSERVE_AUTH__MODE=api_key (and LLMSERVE_AUTH__ADMIN_KEY) before exposing this server")
@@ -117,11 +125,12 @@ async def create_server(settings: Settings, wait_ready: bool = False) -> App:
     # The observer is outermost, so it times and counts every call and its request id is in
     # every response; the replica stamp comes next, so refusals by the authenticator carry it too.
     replica = ReplicaInterceptor(settings.replica.resolved_name())
-    observe = ObserveInterceptor(metrics, settings.log.access)
+    observe = ObserveInterceptor(metrics, settings.log.access, tracing)
     server = grpc.aio.server(options=GRPC_OPTIONS,
                              interceptors=[observe, replica, AuthInterceptor(authenticator, features.quotas)])
     app = App(server=server, port=0, settings=settings, features=features, database=database,
-              health=health.aio.HealthServicer(), replica=replica.name, metrics=metrics)
+              health=health.aio.HealthServicer(), replica=replica.name, metrics=metrics,
+              tracing=tracing)
     context = ServiceContext(settings, features, lambda: dict(app.states))
 
     for binding in BINDINGS:
@@ -135,8 +144,8 @@ async def create_server(settings: Settings, wait_ready: bool = False) -> App:
     app.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if app.port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
-    if metrics is not None:
-        metrics.watch(features.manager, features.jobs)
+    metrics.watch(features.manager, features.jobs)
+    if settings.metrics.enabled:
         private = settings.auth.mode == "api_key" and not settings.auth.metrics_public
         app.metrics_port = metrics.serve(settings.metrics, settings.auth.admin_key.value if private else "")
     await app.set_serving(False)

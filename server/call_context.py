@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.tenancy.config import DEFAULT_TENANT
 
@@ -43,6 +44,8 @@ class CallInfo:
     usage: CallUsage | None = None
     error: BaseException | None = None
     """The error sent to the client (a status, or in-band in a stream), if any."""
+    generations: list[Any] = field(default_factory=list)
+    """The engine's RequestRecord of each generation the call ran (traces draw them)."""
 
 
 _call: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("llmserve_call", default=None)

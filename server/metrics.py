@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from domain.jobs import JobStore
 from models.engine.observer import EngineObserver, RequestRecord, StepRecord
 from models.manager import ModelManager
+from server import call_context
 from server.observability_config import MetricsConfig
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,10 @@ class _ModelObserver:
         self._itl.observe(seconds)
 
     def finished(self, record: RequestRecord) -> None:
+        # Called in the task of the call that ran the generation: its trace draws it.
+        info = call_context.current()
+        if info is not None:
+            info.generations.append(record)
         self._e2e.observe(record.e2e_s)
         self._prompt_len.observe(record.prompt_tokens)
         self._completion_len.observe(record.completion_tokens)

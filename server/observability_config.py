@@ -22,6 +22,18 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class TracingConfig:
+    """OpenTelemetry traces (`[tracing]`), off unless an OTLP endpoint is set. Needs the
+    `tracing` extra: `pip install -e '.[tracing]'`."""
+
+    otlp_endpoint: str = ""
+    """OTLP/gRPC collector, e.g. "http://127.0.0.1:4317"; empty: no traces."""
+    service_name: str = "llmserve"
+    sample_ratio: float = 1.0
+    """Share of new traces kept (a caller's sampled `traceparent` is always followed)."""
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """The Prometheus endpoint (`[metrics]`, LLMSERVE_METRICS__PORT)."""
 

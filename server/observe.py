@@ -24,6 +24,7 @@ from server.call_context import CallInfo
 from server.errors import code_of
 from server.handlers import wrap_handler
 from server.metrics import Metrics
+from server.tracing import Tracing
 
 log = logging.getLogger("llmserve.access")
 
@@ -56,9 +57,10 @@ def _code(context: grpc.aio.ServicerContext, failure: BaseException | None) -> s
 
 
 class ObserveInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: Metrics | None, access_log: bool = True) -> None:
+    def __init__(self, metrics: Metrics | None, access_log: bool = True, tracing: Tracing | None = None) -> None:
         self._metrics = metrics
         self._access = access_log
+        self._tracing = tracing
 
     async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
@@ -72,7 +74,7 @@ class ObserveInterceptor(grpc.aio.ServerInterceptor):
     async def _observe(self, service: str, method: str, metadata: Any,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         info = CallInfo(request_id_of(metadata), service, method)
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         failure: BaseException | None = None
         with call_context.observing(info), call_context.response_metadata_set(((REQUEST_ID_HEADER,
                                                                                 info.request_id),)):
@@ -82,9 +84,12 @@ class ObserveInterceptor(grpc.aio.ServerInterceptor):
                 failure = exc
                 raise
             finally:
-                self._finished(info, _code(context, failure), time.monotonic() - started)
+                code = self._finished(info, _code(context, failure), time.monotonic() - started)
+                if self._tracing is not None:
+                    self._tracing.record(info, metadata, code, wall, time.time())
 
-    def _finished(self, info: CallInfo, code: str, seconds: float) -> None:
+    def _finished(self, info: CallInfo, code: str, seconds: float) -> str:
+        """Count and log the call; returns its code (an in-band stream error's, if any)."""
         error = info.error
         if code == "OK" and error is not None:  # an error sent in-band, inside a stream
             code = code_of(error).name
@@ -93,10 +98,11 @@ class ObserveInterceptor(grpc.aio.ServerInterceptor):
             if isinstance(error, ResourceExhausted):
                 self._metrics.rejected(error.subject)
         if not self._access or info.service in QUIET_SERVICES:
-            return
+            return code
         usage = info.usage
         log.info("%s/%s %s %.1f ms", info.service, info.method, code, seconds * 1000, extra={
             "code": code, "duration_ms": round(seconds * 1000, 3),
             "prompt_tokens": usage.prompt_tokens if usage else 0,
             "completion_tokens": usage.completion_tokens if usage else 0,
             **({"error": type(error).__name__} if error is not None else {})})
+        return code

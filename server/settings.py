@@ -23,7 +23,7 @@ from models.engine.config import EngineConfig
 from models.registry import ModelSpec, default_specs
 from models.sampling_policy import SamplingDefaults
 from server import config_source
-from server.observability_config import LogConfig, MetricsConfig
+from server.observability_config import LogConfig, MetricsConfig, TracingConfig
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class Settings:
     """Log format (JSON or text) and the per-RPC access line."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     """The Prometheus metrics endpoint."""
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    """OpenTelemetry traces over OTLP (off by default)."""
 
     @property
     def resolved_database_url(self) -> str:

@@ -115,32 +115,38 @@ class Engine:
         stream = self._submit(request, asyncio.get_running_loop())
         finished = False
         received = 0
+        first: float | None = None
         try:
             while True:
                 event = await stream.queue.get()
                 now = time.monotonic()
                 if isinstance(event, TokenEvent):
                     (self.observer.inter_token if received else self.observer.first_token)(now - last)
+                    first = now if first is None else first
                     received += len(event.token_ids)
                     last = now
                 finished = isinstance(event, FinishEvent)
                 if finished:
                     # Reported before the caller sees the end, so metrics read after a
                     # response count it.
-                    self._report(request, event.reason, event.completion_tokens, now - started)
+                    self._report(stream, event.reason, event.completion_tokens, started, first, now)
                 yield event
                 if finished:
                     return
         finally:
             if not finished:
                 self.cancel(request.request_id)
-                self._report(request, FinishReason.CANCELLED, received, time.monotonic() - started)
+                self._report(stream, FinishReason.CANCELLED, received, started, first, time.monotonic())
 
-    def _report(self, request: GenerationRequest, reason: FinishReason, completion_tokens: int,
-                seconds: float) -> None:
+    def _report(self, stream: RowStream, reason: FinishReason, completion_tokens: int, started: float,
+                first: float | None, end: float) -> None:
+        request, admitted = stream.request, stream.admitted_at
         self.observer.finished(RequestRecord(
             prompt_tokens=len(request.prompt_ids), completion_tokens=completion_tokens, reason=reason.value,
-            e2e_s=seconds, hooks=tuple((h.kind, h.fired()) for h in request.hooks)))
+            e2e_s=end - started, hooks=tuple((h.kind, h.fired()) for h in request.hooks),
+            started_at=time.time() - (time.monotonic() - started),
+            queue_wait_s=None if admitted is None else admitted - started,
+            first_token_s=None if first is None else first - started))
 
     def cancel(self, request_id: str) -> bool:
         with self._lock:
@@ -227,6 +233,7 @@ class Engine:
             for row in sched.admitted:
                 stream = self._streams.get(row.request_id)
                 if stream is not None:
+                    stream.admitted_at = now
                     self.observer.queue_wait(now - stream.submitted_at)
         if sched.has_model_work:
             self.observer.step(StepRecord(batch_rows=len(sched.prefill) + len(sched.decode),

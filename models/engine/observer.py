@@ -34,6 +34,12 @@ class RequestRecord:
     """From submission to the finish event (or to the caller leaving)."""
     hooks: tuple[tuple[str, bool], ...] = ()
     """(kind, fired) of each RowHook the row carried."""
+    started_at: float = 0.0
+    """time.time() at submission (traces place their spans with it)."""
+    queue_wait_s: float | None = None
+    """Submission to a batch slot; None when the row never got one."""
+    first_token_s: float | None = None
+    """Submission to the first token (prefill done); None when none came."""
 
 
 class EngineObserver(Protocol):

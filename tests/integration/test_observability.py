@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from domain.tenancy.config import AuthConfig, QuotaLimits
 from server import logs
+from server.app import create_server
 from server.observability_config import LogConfig
 from tests.integration.conftest import envoy_config, read_sse
 from tests.support import (
@@ -261,3 +262,37 @@ async def test_the_server_process_logs_json_lines_off_a_terminal(tmp_path: Path,
         await process.wait()
     assert access["logger"] == "llmserve.access" and access["code"] == "OK" and access["method"] == "Complete"
     assert all({"timestamp", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+async def test_a_traced_call_has_queue_prefill_and_decode_spans_in_the_callers_trace(tmp_path, tiny_model_dir):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
+
+    from server.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    settings = make_settings(tmp_path, tiny_specs(tiny_model_dir), "tiny")
+    app = await create_server(settings, wait_ready=True, tracing=Tracing(provider))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            reply = await pb_grpc.GenerationServiceStub(channel).Complete(
+                pb.CompleteRequest(prompt="Hello", max_new_tokens=3),
+                metadata=(("traceparent", f"00-{trace_id}-{parent_id}-01"), ("x-request-id", "traced-1")))
+    finally:
+        await app.stop(grace=0.5)
+    assert reply.usage.completion_tokens == 3
+    spans = {s.name: s for s in exporter.get_finished_spans() if s.context.trace_id == int(trace_id, 16)}
+    rpc, generate = spans[f"{GENERATION}/Complete"], spans["generate"]
+    assert rpc.parent.span_id == int(parent_id, 16) and rpc.attributes["llmserve.request_id"] == "traced-1"
+    assert rpc.attributes["rpc.grpc.status_code_name"] == "OK"
+    assert generate.parent.span_id == rpc.context.span_id and generate.attributes["llmserve.completion_tokens"] == 3
+    stages = [spans[name] for name in ("queue wait", "prefill", "decode")]
+    assert all(s.parent.span_id == generate.context.span_id for s in stages)
+    assert [s.start_time for s in stages] == sorted(s.start_time for s in stages)
+    assert rpc.start_time <= generate.start_time and generate.end_time <= rpc.end_time
