@@ -16,11 +16,11 @@ from models.manager import ModelManager
 from server.auth import Authenticator, AuthInterceptor
 from server.metrics import Metrics
 from server.observe import ObserveInterceptor
-from server.tracing import Tracing
 from server.replica import ReplicaInterceptor
 from server.services import admin, chat, generation, lut, sae, server_info, specialist
 from server.services.binding import ServiceBinding, ServiceContext
 from server.settings import Settings
+from server.tracing import Tracing
 from server.wiring import Features, build_features
 from storage import Database
 

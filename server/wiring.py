@@ -12,24 +12,31 @@ from pathlib import Path
 
 from domain.chat.factory import build_chat_sessions
 from domain.chat.sessions import ChatSessions
-from domain.jobs import JobStore
 from domain.generate_router import GenerateRouter
+from domain.jobs import JobStore
 from domain.lut.admin import LutAdmin
 from domain.lut.service import LutService
 from domain.sae.corpus import UploadedCorpora
 from domain.sae.jobs import SaeJobs
 from domain.specialist.service import SpecialistService
+from domain.tenancy.counters import Counters, MemoryCounters, RedisCounters
+from domain.tenancy.counters import close as close_counters
+from domain.tenancy.keys import ApiKeys
+from domain.tenancy.quotas import Quotas
 from models.engine.observer import EngineObserver
 from models.generation import TextGenerator
 from models.manager import ModelManager
 from models.registry import ModelRegistry
 from server.settings import Settings
-from domain.tenancy.counters import Counters, MemoryCounters, RedisCounters
-from domain.tenancy.counters import close as close_counters
-from domain.tenancy.keys import ApiKeys
-from domain.tenancy.quotas import Quotas
+from storage import (
+    ChatRepository,
+    Database,
+    JobRepository,
+    LutRepository,
+    SpecialistRepository,
+    TenantRepository,
+)
 from storage.artifacts import ArtifactRepository
-from storage import ChatRepository, Database, JobRepository, LutRepository, SpecialistRepository, TenantRepository
 
 log = logging.getLogger(__name__)
 
