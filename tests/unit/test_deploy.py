@@ -93,3 +93,33 @@ def test_settings_read_the_deployment_environment():
     settings = load_settings([], {"LLMSERVE_METRICS__HOST": "0.0.0.0", "LLMSERVE_METRICS__PORT": "9464",
                                   "LLMSERVE_LOG__FORMAT": "json"})
     assert (settings.metrics.host, settings.metrics.port, settings.log.format) == ("0.0.0.0", 9464, "json")
+
+
+def test_compose_stack_fits_together(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import envoy_config
+
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"llmserve", "envoy", "postgres", "redis", "prometheus", "grafana"}
+    server = services["llmserve"]
+    assert server["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert "postgres:5432" in server["environment"]["LLMSERVE_DATABASE_URL"]
+    metrics_port = server["environment"]["LLMSERVE_METRICS__PORT"]
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "compose.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == [f"llmserve:{metrics_port}"]
+    assert "./prometheus/compose.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+    assert any(v.startswith("./grafana/llmserve.json:") for v in services["grafana"]["volumes"])
+    # Envoy's config as the compose file's header renders it: both kinds of cluster on the service.
+    out = envoy_config.render(0, 8080, 9901, tmp_path / "d.pb", tmp_path / "envoy.compose.yaml",
+                              backends=[("llmserve", 50051)], dns=True, http_host="0.0.0.0")
+    clusters = {c["name"]: c for c in envoy_config.load(out)["static_resources"]["clusters"]}
+    address = clusters[envoy_config.METRICS_CLUSTER]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    assert address["endpoint"]["address"]["socket_address"] == {"address": "llmserve", "port_value": int(metrics_port)}
+    assert any(v.endswith(":/etc/envoy/envoy.yaml:ro") and "envoy.compose.yaml" in v for v in services["envoy"]["volumes"])
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "EXPOSE 50051 9464" in dockerfile and '"server.main"' in dockerfile
+    provisioning = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "llmserve.yml").read_text())
+    assert provisioning["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
