@@ -26,6 +26,9 @@ from storage import Database
 
 log = logging.getLogger(__name__)
 
+LIVENESS = "liveness"
+"""Health service name that answers SERVING while the process and its event loop answer
+(Kubernetes' liveness probe); the overall "" status is readiness."""
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -58,6 +61,8 @@ class App:
     """Full service name -> its servicer."""
     states: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Task | None = None
+    watchdog: asyncio.Task | None = None
+    """Turns readiness off while an engine is stalled (`_watch_engines`)."""
     replica: str = ""
     """This server's name in `x-llmserve-replica`."""
     metrics: Metrics | None = None
@@ -76,9 +81,10 @@ class App:
 
     async def stop(self, grace: float | None = None) -> None:
         """Mark NOT_SERVING (load balancers drain), let calls finish, then stop engines."""
+        for task in (self.watchdog, self.ready):
+            if task and not task.done():
+                task.cancel()
         await self.set_serving(False)
-        if self.ready and not self.ready.done():
-            self.ready.cancel()
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
         await self.features.close()
         await self.manager.stop()
@@ -103,6 +109,24 @@ async def _become_ready(app: App) -> None:
         return
     await app.set_serving(True)
     log.info("serving on port %d", app.port)
+    app.watchdog = asyncio.create_task(_watch_engines(app))
+
+
+async def _watch_engines(app: App) -> None:
+    """Readiness follows the engines: NOT_SERVING while one is stalled, SERVING once it steps."""
+    config = app.settings.health
+    serving = True
+    while True:
+        await asyncio.sleep(config.check_interval_s)
+        reasons = [f"{name}: {why}" for name in app.manager.registry.names()
+                   if (runtime := app.manager.loaded(name)) and (why := runtime.engine.stalled(config.stall_after_s))]
+        if bool(reasons) == serving:
+            serving = not reasons
+            await app.set_serving(serving)
+            if reasons:
+                log.error("NOT_SERVING: %s", "; ".join(reasons))
+            else:
+                log.warning("engines step again: SERVING")
 
 
 async def create_server(settings: Settings, wait_ready: bool = False, tracing: Tracing | None = None) -> App:
@@ -149,6 +173,7 @@ async def create_server(settings: Settings, wait_ready: bool = False, tracing: T
         private = settings.auth.mode == "api_key" and not settings.auth.metrics_public
         app.metrics_port = metrics.serve(settings.metrics, settings.auth.admin_key.value if private else "")
     await app.set_serving(False)
+    await app.health.set(LIVENESS, SERVING)
     await server.start()
     app.ready = asyncio.create_task(_become_ready(app))
     if wait_ready:

@@ -34,6 +34,16 @@ class TracingConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """When the overall health (readiness) turns NOT_SERVING by itself (`[health]`)."""
+
+    stall_after_s: float = 120.0
+    """A model step running longer than this (or an engine loop that died) makes the server
+    NOT_SERVING until it steps again, so Envoy and Kubernetes take the replica out."""
+    check_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """The Prometheus endpoint (`[metrics]`, LLMSERVE_METRICS__PORT)."""
 

@@ -23,7 +23,7 @@ from models.engine.config import EngineConfig
 from models.registry import ModelSpec, default_specs
 from models.sampling_policy import SamplingDefaults
 from server import config_source
-from server.observability_config import LogConfig, MetricsConfig, TracingConfig
+from server.observability_config import HealthConfig, LogConfig, MetricsConfig, TracingConfig
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class Settings:
     """The Prometheus metrics endpoint."""
     tracing: TracingConfig = field(default_factory=TracingConfig)
     """OpenTelemetry traces over OTLP (off by default)."""
+    health: HealthConfig = field(default_factory=HealthConfig)
+    """Readiness: when a stalled engine takes the server out of rotation."""
 
     @property
     def resolved_database_url(self) -> str:

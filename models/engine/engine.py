@@ -75,6 +75,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._state = "new"  # new -> running -> stopped
         self._steps = 0
+        self._step_started: float | None = None  # monotonic start of the forward now running
         self._tokens = 0
         self._since_background = 0
 
@@ -173,6 +174,16 @@ class Engine:
             self._wake.set()
             raise
 
+    def stalled(self, limit_s: float) -> str:
+        """Why this engine cannot serve ("" when it can): its loop died, or one step has run
+        longer than `limit_s` (a hung device, a deadlock)."""
+        if self._state != "running" or self._thread is None or not self._thread.is_alive():
+            return f"engine loop is {self._state if self._state != 'running' else 'dead'}"
+        started = self._step_started
+        if started is not None and time.monotonic() - started > limit_s:
+            return f"engine step running for {time.monotonic() - started:.0f} s"
+        return ""
+
     def stats(self) -> EngineStats:
         with self._lock:
             return EngineStats(
@@ -239,6 +250,7 @@ class Engine:
             self.observer.step(StepRecord(batch_rows=len(sched.prefill) + len(sched.decode),
                                           prefill_tokens=sched.prefill_tokens, decode_rows=len(sched.decode)))
         if sched.has_model_work or sched.dropped:
+            self._step_started = time.monotonic()
             try:
                 result = self._worker.execute(sched)
             except Exception as exc:
@@ -246,6 +258,8 @@ class Engine:
                 self._fail_rows(sched, exc, outbox)
             else:
                 self._process(result, outbox)
+            finally:
+                self._step_started = None
         if not self._worker.num_rows and not sched.has_model_work:
             self._worker.cache.reset_if_oversized()
         outbox.flush()

@@ -296,3 +296,35 @@ async def test_a_traced_call_has_queue_prefill_and_decode_spans_in_the_callers_t
     assert all(s.parent.span_id == generate.context.span_id for s in stages)
     assert [s.start_time for s in stages] == sorted(s.start_time for s in stages)
     assert rpc.start_time <= generate.start_time and generate.end_time <= rpc.end_time
+
+
+async def test_a_stalled_engine_takes_readiness_away_but_not_liveness(tmp_path, tiny_model_dir):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from server.observability_config import HealthConfig
+    from tests.forward_gate import ForwardGate
+
+    settings = make_settings(tmp_path, tiny_specs(tiny_model_dir), "tiny",
+                             health=HealthConfig(stall_after_s=0.3, check_interval_s=0.05))
+    async with running(settings) as app, grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+
+        async def status(service: str = "") -> str:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+        async def until(wanted: str) -> None:
+            async with asyncio.timeout(30):
+                while await status() != wanted:
+                    await asyncio.sleep(0.05)
+
+        with ForwardGate(app.manager.loaded("tiny").engine.model, let_through=0, max_hold_s=60) as gate:
+            call = pb_grpc.GenerationServiceStub(channel).Complete(pb.CompleteRequest(prompt="Hi", max_new_tokens=2))
+            try:
+                await until("NOT_SERVING")
+                assert await status("liveness") == "SERVING"
+            finally:
+                gate.open()
+            assert (await call).usage.completion_tokens == 2
+        await until("SERVING")
+        assert not gate.timed_out

@@ -20,6 +20,7 @@ def test_replicas_deployment_service_and_autoscaler_fit_together():
     assert env["LLMSERVE_REPLICA__NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert int(env["LLMSERVE_REPLICA__COUNT"]["value"]) == deployment["spec"]["replicas"] > 1
     assert "LLMSERVE_DATABASE_URL" in env and container["readinessProbe"]["grpc"]["port"] == 50051
+    assert container["readinessProbe"]["grpc"]["service"] == "" and container["livenessProbe"]["grpc"]["service"] == "liveness"
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert hpa["spec"]["minReplicas"] >= 2
