@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.engine.config import EngineConfig
 from models.engine.device_thread import DeviceThread
 from models.engine.engine import Engine
+from models.engine.observer import NULL_OBSERVER, EngineObserver
 from models.errors import FailedPrecondition, ModelUnavailable, Unavailable
 from models.loading import LoadedModel, load_model, weights_unavailable
 from models.registry import ModelRegistry, ModelSpec
@@ -43,8 +45,11 @@ class ModelStatus:
 class ModelManager:
     """Loads models lazily (the default eagerly) and hands out their runtimes."""
 
-    def __init__(self, registry: ModelRegistry, cache_dir: Path, engine_config: EngineConfig) -> None:
+    def __init__(self, registry: ModelRegistry, cache_dir: Path, engine_config: EngineConfig,
+                 observer: Callable[[str], EngineObserver] | None = None) -> None:
         self.registry = registry
+        self._observer = observer
+        """Model name -> the observer of its engine (metrics); none by default."""
         self._cache_dir = cache_dir
         self._engine_config = engine_config
         self._runtimes: dict[str, ModelRuntime] = {}
@@ -74,8 +79,10 @@ class ModelManager:
         device_thread = DeviceThread(f"llmserve-engine-{spec.name}")
         try:
             loaded = await device_thread.run(load_model, spec, self._cache_dir)
-            engine = await device_thread.run(Engine, loaded.model, loaded.tokenizer, self._engine_config,
-                                             loaded.device)
+            observer = self._observer(spec.name) if self._observer else NULL_OBSERVER
+            engine = await device_thread.run(
+                lambda: Engine(loaded.model, loaded.tokenizer, self._engine_config, device=loaded.device,
+                               observer=observer))
         except FailedPrecondition:
             device_thread.close()
             raise
@@ -86,10 +93,6 @@ class ModelManager:
         engine.start(device_thread)
         log.info("model %s ready on %s (context %d)", spec.name, loaded.device, loaded.context_window)
         return ModelRuntime(loaded, engine)
-
-    def stalled(self) -> list[tuple[str, float]]:
-        """(model, seconds in its current step) of each loaded engine that stopped or is stuck."""
-        return [(name, rt.engine.stalled_for()) for name, rt in self._runtimes.items() if not rt.engine.healthy]
 
     def loaded(self, name: str) -> ModelRuntime | None:
         return self._runtimes.get(name)

@@ -24,6 +24,8 @@ in this order within a step):
   output complete; the token itself is kept).
 * `on_finish(reason)`: called once when the row ends for any reason (also cancellation
   and errors), to release per-row state.
+* `kind` and `fired()`: what metrics call the hook ("lut", "json_grammar", ...) and whether
+  it changed this row's output (a LUT fact fired); read when the row ends.
 
 Rows without hooks pay nothing: layer taps are installed only while some running row
 asked for a layer, and `on_logits`/`on_token` are only called for rows with hooks.
@@ -72,6 +74,10 @@ class RowHook:
     """Base class with no-op defaults; override what you need (see the module docstring)."""
 
     layers: tuple[int, ...] = ()
+    kind: str = "custom"
+
+    def fired(self) -> bool:
+        return False
 
     def on_hidden(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
         return None

@@ -14,15 +14,21 @@ from grpc_reflection.v1alpha import reflection
 
 from models.manager import ModelManager
 from server.auth import Authenticator, AuthInterceptor
+from server.metrics import Metrics
+from server.observe import ObserveInterceptor
 from server.replica import ReplicaInterceptor
 from server.services import admin, chat, generation, lut, openai, sae, server_info, specialist
 from server.services.binding import ServiceBinding, ServiceContext
 from server.settings import Settings
+from server.tracing import Tracing
 from server.wiring import Features, build_features
 from storage import Database
 
 log = logging.getLogger(__name__)
 
+LIVENESS = "liveness"
+"""Health service name that answers SERVING while the process and its event loop answer
+(Kubernetes' liveness probe); the overall "" status is readiness."""
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -55,9 +61,14 @@ class App:
     """Full service name -> its servicer."""
     states: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Task | None = None
-    watcher: asyncio.Task | None = None
+    watchdog: asyncio.Task | None = None
+    """Turns readiness off while an engine is stalled (`_watch_engines`)."""
     replica: str = ""
     """This server's name in `x-llmserve-replica`."""
+    metrics: Metrics | None = None
+    tracing: Tracing | None = None
+    metrics_port: int = 0
+    """Port of this server's `GET /metrics` (0: metrics off)."""
 
     async def set_serving(self, serving: bool) -> None:
         overall = SERVING if serving else NOT_SERVING
@@ -70,13 +81,17 @@ class App:
 
     async def stop(self, grace: float | None = None) -> None:
         """Mark NOT_SERVING (load balancers drain), let calls finish, then stop engines."""
-        await self.set_serving(False)
-        for task in (self.ready, self.watcher):
+        for task in (self.watchdog, self.ready):
             if task and not task.done():
                 task.cancel()
+        await self.set_serving(False)
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
         await self.features.close()
         await self.manager.stop()
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.tracing is not None:
+            self.tracing.close()
         self.database.dispose()
 
     @property
@@ -94,46 +109,52 @@ async def _become_ready(app: App) -> None:
         return
     await app.set_serving(True)
     log.info("serving on port %d", app.port)
-    app.watcher = asyncio.create_task(_watch_engines(app))
+    app.watchdog = asyncio.create_task(_watch_engines(app))
 
 
 async def _watch_engines(app: App) -> None:
-    """Health follows the engines: NOT_SERVING while one is stopped or stuck in a step for
-    longer than `engine.stall_after_s` (load balancers then route around this replica),
-    SERVING again when its loop moves."""
-    interval = max(0.05, min(5.0, app.settings.engine.stall_after_s / 4))
+    """Readiness follows the engines: NOT_SERVING while one is stalled, SERVING once it steps."""
+    config = app.settings.health
     serving = True
     while True:
-        await asyncio.sleep(interval)
-        stalled = app.manager.stalled()
-        if stalled and serving:
-            log.error("engine not making progress (%s): health NOT_SERVING",
-                      ", ".join(f"{name}: {secs:.1f} s in one step" for name, secs in stalled))
-        elif not stalled and not serving:
-            log.warning("engines moving again: health SERVING")
-        if bool(stalled) == serving:
-            serving = not stalled
+        await asyncio.sleep(config.check_interval_s)
+        reasons = [f"{name}: {why}" for name in app.manager.registry.names()
+                   if (runtime := app.manager.loaded(name)) and (why := runtime.engine.stalled(config.stall_after_s))]
+        if bool(reasons) == serving:
+            serving = not reasons
             await app.set_serving(serving)
+            if reasons:
+                log.error("NOT_SERVING: %s", "; ".join(reasons))
+            else:
+                log.warning("engines step again: SERVING")
 
 
-async def create_server(settings: Settings, wait_ready: bool = False) -> App:
+async def create_server(settings: Settings, wait_ready: bool = False, tracing: Tracing | None = None) -> App:
     """Build and start the server; model loading continues in the background
-    unless `wait_ready`. Health is NOT_SERVING until the default model is loaded."""
+    unless `wait_ready`. Health is NOT_SERVING until the default model is loaded.
+    `tracing`: where spans go (default: per `settings.tracing`, off without an endpoint)."""
     settings.replica.check(settings.resolved_database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     await asyncio.to_thread(database.migrate)
-    features = build_features(settings, database)
+    # Always built (the engines' observer also hands timings to traces); `metrics.enabled`
+    # decides whether the HTTP endpoint runs.
+    metrics = Metrics(tenant_label=settings.auth.mode != "off")
+    tracing = tracing or Tracing.from_config(settings.tracing)
+    features = build_features(settings, database, metrics.observer)
     if settings.auth.mode == "off":
         log.warning("auth.mode is \"off\": every caller is the one default tenant with admin rights; "
                     "set LLMSERVE_AUTH__MODE=api_key (and LLMSERVE_AUTH__ADMIN_KEY) before exposing this server")
     authenticator = Authenticator(settings.auth, features.api_keys)
-    # The replica stamp is outermost, so refusals by the authenticator carry it too.
+    # The observer is outermost, so it times and counts every call and its request id is in
+    # every response; the replica stamp comes next, so refusals by the authenticator carry it too.
     replica = ReplicaInterceptor(settings.replica.resolved_name())
+    observe = ObserveInterceptor(metrics, settings.log.access, tracing)
     server = grpc.aio.server(options=GRPC_OPTIONS,
-                             interceptors=[replica, AuthInterceptor(authenticator, features.quotas)])
+                             interceptors=[observe, replica, AuthInterceptor(authenticator, features.quotas)])
     app = App(server=server, port=0, settings=settings, features=features, database=database,
-              health=health.aio.HealthServicer(), replica=replica.name)
+              health=health.aio.HealthServicer(), replica=replica.name, metrics=metrics,
+              tracing=tracing)
     context = ServiceContext(settings, features, lambda: dict(app.states))
 
     for binding in BINDINGS:
@@ -147,7 +168,12 @@ async def create_server(settings: Settings, wait_ready: bool = False) -> App:
     app.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if app.port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
+    metrics.watch(features.manager, features.jobs)
+    if settings.metrics.enabled:
+        private = settings.auth.mode == "api_key" and not settings.auth.metrics_public
+        app.metrics_port = metrics.serve(settings.metrics, settings.auth.admin_key.value if private else "")
     await app.set_serving(False)
+    await app.health.set(LIVENESS, SERVING)
     await server.start()
     app.ready = asyncio.create_task(_become_ready(app))
     if wait_ready:

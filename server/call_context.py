@@ -1,7 +1,8 @@
 """What the server knows about the call being served, for the code that serves it: the
-caller (tenant, key, admin or not), the tokens the call generated, and the metadata every
-response of it carries. Set by the interceptors (`server/auth.py`, `server/replica.py`);
-read by servicers and the error helper."""
+call's request id, the caller (tenant, key, admin or not), the tokens the call generated,
+the error it ended with, and the metadata every response of it carries. Set by the
+interceptors (`server/observe.py`, `server/auth.py`, `server/replica.py`); read by
+servicers, the error helper and the log formatter."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.tenancy.config import DEFAULT_TENANT
 from models.types import request_tenant
@@ -32,6 +34,22 @@ class CallUsage:
     """Finish reasons of the generations, in order."""
 
 
+@dataclass
+class CallInfo:
+    """One RPC as the logs and metrics see it."""
+
+    request_id: str
+    service: str
+    method: str
+    tenant: str = ""
+    usage: CallUsage | None = None
+    error: BaseException | None = None
+    """The error sent to the client (a status, or in-band in a stream), if any."""
+    generations: list[Any] = field(default_factory=list)
+    """The engine's RequestRecord of each generation the call ran (traces draw them)."""
+
+
+_call: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("llmserve_call", default=None)
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("llmserve_caller", default=Caller(admin=True))
 _usage: contextvars.ContextVar[CallUsage | None] = contextvars.ContextVar("llmserve_usage", default=None)
 _response_metadata: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
@@ -58,7 +76,36 @@ def record_generation(prompt_tokens: int, completion_tokens: int, finish_reason:
 
 def begin(who: Caller) -> tuple[CallUsage, tuple[contextvars.Token, ...]]:
     usage = CallUsage()
+    info = _call.get()
+    if info is not None:
+        info.tenant, info.usage = who.tenant, usage
     return usage, (_caller.set(who), _usage.set(usage), request_tenant.set(who.tenant))
+
+
+def current() -> CallInfo | None:
+    return _call.get()
+
+
+def request_id() -> str:
+    """The current call's request id (Envoy's x-request-id, or one made here); "" outside a call."""
+    info = _call.get()
+    return info.request_id if info is not None else ""
+
+
+def note_error(exc: BaseException) -> None:
+    """Remember the error the current call ends with (the access log and metrics read it)."""
+    info = _call.get()
+    if info is not None:
+        info.error = exc
+
+
+@contextlib.contextmanager
+def observing(info: CallInfo) -> Iterator[CallInfo]:
+    token = _call.set(info)
+    try:
+        yield info
+    finally:
+        _call.reset(token)
 
 
 def end(tokens: tuple[contextvars.Token, ...]) -> None:

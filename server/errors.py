@@ -2,7 +2,8 @@
 `google.rpc` error details, and the decorator that applies it to servicers.
 
 INTERNAL never carries exception text: the client gets a generic message and a
-request id; the traceback goes to the log under that id.
+request id; the traceback goes to the log under that id. Every other error carries the
+call's request id too (`google.rpc.RequestInfo`, after the other details).
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ ERROR_TABLE: dict[type[BaseException], tuple[grpc.StatusCode, Callable[[Any], li
 }
 
 
+def code_of(exc: BaseException) -> grpc.StatusCode:
+    """The status code the table gives `exc` (INTERNAL when it has none)."""
+    return next((ERROR_TABLE[cls][0] for cls in type(exc).__mro__ if cls in ERROR_TABLE), grpc.StatusCode.INTERNAL)
+
+
 def to_status(exc: BaseException) -> status_pb2.Status:
     """The google.rpc.Status a client sees for `exc`."""
     for cls in type(exc).__mro__:
@@ -93,12 +99,16 @@ def to_status(exc: BaseException) -> status_pb2.Status:
             code, details = ERROR_TABLE[cls]
             message = clip(getattr(exc, "message", None) or str(exc), MAX_MESSAGE_CHARS)
             packed = []
-            for detail in details(exc):
+            # The call's request id (Envoy's x-request-id) lets a client quote the one log line
+            # and access-log entry of the call that failed.
+            request_id = call_context.request_id()
+            for detail in (*details(exc), *((error_details_pb2.RequestInfo(request_id=request_id),)
+                                            if request_id else ())):
                 any_msg = any_pb2.Any()
                 any_msg.Pack(detail)
                 packed.append(any_msg)
             return status_pb2.Status(code=code.value[0], message=message, details=packed)
-    request_id = uuid.uuid4().hex[:12]
+    request_id = call_context.request_id() or uuid.uuid4().hex[:12]
     log.error("internal error, request_id=%s", request_id, exc_info=exc)
     info = any_pb2.Any()
     info.Pack(error_details_pb2.RequestInfo(request_id=request_id))
@@ -115,6 +125,7 @@ def retry_after_metadata(exc: BaseException) -> tuple[tuple[str, str], ...]:
 
 
 async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    call_context.note_error(exc)
     status = rpc_status.to_status(to_status(exc))
     await context.abort(status.code, status.details, (*status.trailing_metadata, *retry_after_metadata(exc),
                                                       *call_context.response_metadata()))

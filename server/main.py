@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 
+from server import logs
 from server.app import create_server
 from server.settings import Settings, load_settings
 
@@ -15,7 +16,11 @@ log = logging.getLogger("llmserve")
 
 async def serve(settings: Settings) -> None:
     app = await create_server(settings)
-    print(f"llmserve gRPC listening on {settings.host}:{app.port}", flush=True)
+    if app.metrics_port:
+        log.info("metrics on http://%s:%d/metrics", settings.metrics.host, app.metrics_port,
+                 extra={"metrics_port": app.metrics_port})
+    # The line supervisors and tests wait for; JSON with the port when logs are JSON.
+    logs.announce(log, f"llmserve gRPC listening on {settings.host}:{app.port}", port=app.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -27,8 +32,7 @@ async def serve(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     settings = load_settings(argv)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings.log, settings.log_level)
     asyncio.run(serve(settings))
     return 0
 

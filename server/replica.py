@@ -30,10 +30,11 @@ class ReplicaInterceptor(grpc.aio.ServerInterceptor):
     @contextlib.asynccontextmanager
     async def _stamp(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         # The trailer of a normal end; `errors.abort` adds the same to an error's trailers,
-        # which replace these.
-        context.set_trailing_metadata(self._metadata)
-        with call_context.response_metadata_set(self._metadata):
+        # which replace these. What an outer interceptor already set (x-request-id) stays.
+        metadata = (*call_context.response_metadata(), *self._metadata)
+        context.set_trailing_metadata(metadata)
+        with call_context.response_metadata_set(metadata):
             yield
 
     async def _header(self, context: grpc.aio.ServicerContext) -> None:
-        await context.send_initial_metadata(self._metadata)
+        await context.send_initial_metadata(call_context.response_metadata())

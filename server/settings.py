@@ -23,6 +23,7 @@ from models.engine.config import EngineConfig
 from models.registry import ModelSpec, default_specs
 from models.sampling_policy import SamplingDefaults
 from server import config_source
+from server.observability_config import HealthConfig, LogConfig, MetricsConfig, TracingConfig
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,14 @@ class Settings:
     """On SIGTERM, how long in-flight calls may finish before the server stops."""
     log_level: str = "INFO"
     """Python logging level name."""
+    log: LogConfig = field(default_factory=LogConfig)
+    """Log format (JSON or text) and the per-RPC access line."""
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """The Prometheus metrics endpoint."""
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    """OpenTelemetry traces over OTLP (off by default)."""
+    health: HealthConfig = field(default_factory=HealthConfig)
+    """Readiness: when a stalled engine takes the server out of rotation."""
 
     @property
     def resolved_database_url(self) -> str:

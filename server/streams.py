@@ -14,6 +14,7 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from llmserve.common.v1 import common_pb2
+from server.call_context import note_error
 from server.errors import to_status
 
 M = TypeVar("M", bound=Message)
@@ -31,6 +32,7 @@ async def in_band_errors(messages: AsyncIterator[M], response: Callable[..., M])
     except Exception as exc:  # noqa: BLE001 - reported in-band once the stream has started
         if not started:
             raise
+        note_error(exc)
         yield response(error=common_pb2.StreamError(status=to_status(exc)))
 
 

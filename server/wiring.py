@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from domain.chat.factory import build_chat_sessions
 from domain.chat.sessions import ChatSessions
 from domain.generate_router import GenerateRouter
+from domain.jobs import JobStore
 from domain.lut.admin import LutAdmin
 from domain.openai_api.service import OpenAICompletions
 from domain.lut.service import LutService
@@ -19,16 +21,24 @@ from domain.sae.corpus import UploadedCorpora
 from domain.sae.jobs import SaeJobs
 from domain.specialist.service import SpecialistService
 from domain.structured.compilers import GrammarCompilers
-from models.generation import TextGenerator
-from models.manager import ModelManager
-from models.registry import ModelRegistry
-from server.settings import Settings
 from domain.tenancy.counters import Counters, MemoryCounters, RedisCounters
 from domain.tenancy.counters import close as close_counters
 from domain.tenancy.keys import ApiKeys
 from domain.tenancy.quotas import Quotas
+from models.engine.observer import EngineObserver
+from models.generation import TextGenerator
+from models.manager import ModelManager
+from models.registry import ModelRegistry
+from server.settings import Settings
+from storage import (
+    ChatRepository,
+    Database,
+    JobRepository,
+    LutRepository,
+    SpecialistRepository,
+    TenantRepository,
+)
 from storage.artifacts import ArtifactRepository
-from storage import ChatRepository, Database, JobRepository, LutRepository, SpecialistRepository, TenantRepository
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,8 @@ class Features:
     api_keys: ApiKeys
     quotas: Quotas
     counters: Counters
+    jobs: JobStore
+    """Durable training jobs of every kind (the metrics read their states)."""
 
     async def start(self) -> None:
         """Run once the default model is loaded: built-in schemas, the specialist mixture
@@ -67,9 +79,11 @@ class Features:
         await close_counters(self.counters)
 
 
-def build_features(settings: Settings, database: Database) -> Features:
+def build_features(settings: Settings, database: Database,
+                   observer: Callable[[str], EngineObserver] | None = None) -> Features:
+    """`observer`: model name -> the observer of its engine (the metrics)."""
     registry = ModelRegistry(settings.models, settings.default_model)
-    manager = ModelManager(registry, settings.model_cache_dir, settings.engine)
+    manager = ModelManager(registry, settings.model_cache_dir, settings.engine, observer)
     generator = TextGenerator(manager, settings.sampling)
     grammars = GrammarCompilers()
     jobs = JobRepository(database)
@@ -93,4 +107,4 @@ def build_features(settings: Settings, database: Database) -> Features:
         openai=OpenAICompletions(generator, manager, grammars, luts, specialists),
         sae=SaeJobs(manager, jobs, sae_corpora, artifacts, sae_cfg, settings.data_dir / "sae", settings.replica.lease()),
         sae_corpora=sae_corpora,
-        api_keys=ApiKeys(tenants), quotas=quotas, counters=counters)
+        api_keys=ApiKeys(tenants), quotas=quotas, counters=counters, jobs=jobs)

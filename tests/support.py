@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from models.registry import ModelSpec, default_specs
 from server.app import App, create_server
+from server.observability_config import MetricsConfig
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +29,7 @@ MODEL_CACHE = ROOT / "data" / "models"
 
 def make_settings(tmp: Path, models: tuple[ModelSpec, ...], default: str, **overrides) -> Settings:
     base = Settings(host="127.0.0.1", port=0, data_dir=tmp, default_model=default, models=models,
-                    grace_period_s=1.0)
+                    grace_period_s=1.0, metrics=MetricsConfig(port=0))
     return dataclasses.replace(base, **overrides)
 
 
@@ -48,16 +50,18 @@ async def running(settings: Settings) -> AsyncIterator[App]:
 def tiny_config(tmp: Path, tiny_model_dir: Path, extra: str = "") -> Path:
     """A TOML settings file serving the tiny model from `tmp` on a free port."""
     config = tmp / "llmserve.toml"
-    config.write_text(f'default_model = "tiny"\nhost = "127.0.0.1"\nport = 0\ndata_dir = "{tmp}"\n{extra}\n'
+    config.write_text(f'default_model = "tiny"\nhost = "127.0.0.1"\nport = 0\ndata_dir = "{tmp}"\nmetrics.port = 0\n{extra}\n'
                       f'[[models]]\nname = "tiny"\nsource = "huggingface"\npath = "{tiny_model_dir}"\n')
     return config
 
 
-def start_server_process(config: Path) -> tuple[subprocess.Popen, int]:
-    """`python -m server.main --config FILE` in a child process, and the port it bound."""
-    proc = subprocess.Popen([sys.executable, "-m", "server.main", "--config", str(config)], cwd=ROOT,
+def start_server_process(config: Path, env: dict[str, str] | None = None,
+                         output: list[str] | None = None) -> tuple[subprocess.Popen, int]:
+    """`python -m server.main --config FILE` in a child process, and the port it bound.
+    `output` collects every line the child prints (stdout and stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "server.main", "--config", str(config)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
+    seen = output if output is not None else []
     for line in proc.stdout:  # log lines come first; the address line names the bound port
         seen.append(line)
         if "listening on" in line:
@@ -65,9 +69,17 @@ def start_server_process(config: Path) -> tuple[subprocess.Popen, int]:
     if not seen or "listening on" not in seen[-1]:
         proc.kill()
         raise AssertionError("server did not start:\n" + "".join(seen))
+    port = address_line_port(seen[-1])
     # Keep draining its output so a chatty child never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return proc, int(seen[-1].rsplit(":", 1)[1])
+    threading.Thread(target=lambda: [seen.append(line) for line in proc.stdout], daemon=True).start()
+    return proc, port
+
+
+def address_line_port(line: str) -> int:
+    """The port in the server's "listening on" line (a JSON log line off a terminal)."""
+    if line.lstrip().startswith("{"):
+        return int(json.loads(line)["port"])
+    return int(line.rsplit(":", 1)[1])
 
 
 def wait_serving(port: int, timeout: float = 60.0) -> None:
@@ -105,9 +117,10 @@ def pg_schema_url() -> Iterator[str]:
         pg_admin(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-async def start_envoy_for(grpc_port: int, descriptor: Path, folder: Path):
-    """A real Envoy on free ports in front of the gRPC server on `grpc_port` (stop it with
-    `envoy_config.stop_envoy` in a thread)."""
+async def start_envoy_for(grpc_port: int, descriptor: Path, folder: Path, metrics_port: int | None = None):
+    """A real Envoy on free ports in front of the gRPC server on `grpc_port` (and its
+    metrics endpoint on `metrics_port`, for `GET /metrics`); stop it with
+    `envoy_config.stop_envoy` in a thread."""
     import asyncio
 
     sys.path.insert(0, str(ROOT / "tools"))
@@ -115,7 +128,8 @@ async def start_envoy_for(grpc_port: int, descriptor: Path, folder: Path):
 
     http_port, admin_port = envoy_config.free_port(), envoy_config.free_port()
     config = envoy_config.render(grpc_port, http_port, admin_port, descriptor, folder / "envoy.yaml",
-                                 http_host="127.0.0.1")
+                                 http_host="127.0.0.1",
+                                 metrics=[("127.0.0.1", metrics_port)] if metrics_port else None)
     # A thread: Envoy's first health check reaches the in-process server, which needs the
     # test's event loop to stay free.
     return await asyncio.to_thread(envoy_config.start_envoy, config, http_port, admin_port,

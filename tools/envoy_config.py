@@ -34,6 +34,9 @@ TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 CLUSTER = "llmserve_grpc"
 CLUSTERS = (CLUSTER, "llmserve_grpc_sessions")
 """The clusters of replicas: the same hosts, balanced by least requests and by session."""
+METRICS_CLUSTER = "llmserve_metrics"
+METRICS_PORT = 9464
+"""The servers' default metrics port (`metrics.port`); replica i of `make run` uses 9464 + i."""
 
 
 def envoy_binary() -> str:
@@ -83,7 +86,7 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
            grpc_host: str | None = None, web_dir: Path | str = WEB_DIR,
            source: Path | str = ENVOY_YAML, backends: Sequence[tuple[str, int]] | None = None,
            dns: bool = False, admin_host: str | None = None, openapi: Path | str | None = None,
-           files_dir: Path | str | None = None) -> Path:
+           files_dir: Path | str | None = None, metrics: Sequence[tuple[str, int]] | None = None) -> Path:
     """Write a copy of envoy.yaml that listens on `http_port` (REST, web page and
     gRPC passthrough), serves admin on `admin_port`, proxies to the gRPC server
     on `grpc_port` (or to every replica in `backends`, (host, port) pairs), and names
@@ -92,7 +95,8 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
     with `files_dir`, every page and asset is named `<files_dir>/<its file name>` instead
     (a deployment that mounts them in one folder).
     `dns`: the backends are DNS names to resolve and follow (STRICT_DNS; a Kubernetes
-    headless service resolves to every pod). Returns `out_path`."""
+    headless service resolves to every pod). `metrics`: the (host, port) pairs `GET /metrics`
+    goes to (default: each backend's host on port 9464). Returns `out_path`."""
     config = copy.deepcopy(load(Path(source)))
     config["admin"]["address"]["socket_address"]["port_value"] = int(admin_port)
     if admin_host is not None:
@@ -114,6 +118,15 @@ def render(grpc_port: int, http_port: int, admin_port: int, descriptor: Path | s
         if dns:
             cluster["type"] = "STRICT_DNS"
             cluster["dns_refresh_rate"] = "5s"
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == METRICS_CLUSTER:
+            hosts = metrics or [(h, METRICS_PORT) for h, _ in (backends or [(grpc_host or "127.0.0.1", grpc_port)])]
+            cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": h, "port_value": int(p)}}}}
+                for h, p in hosts]}]
+            if dns:
+                cluster["type"] = "STRICT_DNS"
+                cluster["dns_refresh_rate"] = "5s"
 
     transcoder(config)["proto_descriptor"] = str(Path(descriptor).resolve())
     files = {"build/openapi.json": Path(openapi or openapi_for(descriptor))}

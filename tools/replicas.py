@@ -104,7 +104,7 @@ def _replica_config(folder: Path, host: str, port: int, model_dir: Path | None, 
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     lines = [f'host = "{host}"', f"port = {port}", f'data_dir = "{data}"', f'database_url = "{database_url}"',
-             f'redis_url = "{redis_url}"', "grace_period_s = 1.0"]
+             f'redis_url = "{redis_url}"', "grace_period_s = 1.0", "metrics.port = 0"]
     if model_dir is not None:
         lines.append('default_model = "tiny"')
     text = "\n".join(lines) + "\n" + extra + "\n"

@@ -51,7 +51,8 @@ def replica_env(index: int, count: int) -> dict[str, str]:
     its share of the cores (more torch threads than cores is ruinous)."""
     if count == 1:
         return dict(os.environ)
-    env = {**os.environ, "LLMSERVE_REPLICA__NAME": f"replica-{index}", "LLMSERVE_REPLICA__COUNT": str(count)}
+    env = {**os.environ, "LLMSERVE_REPLICA__NAME": f"replica-{index}", "LLMSERVE_REPLICA__COUNT": str(count),
+           "LLMSERVE_METRICS__PORT": str(9464 + index)}
     env.setdefault("LLMSERVE_ENGINE__NUM_THREADS", str(max(1, (os.cpu_count() or 1) // count)))
     return env
 
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ports = [args.grpc_port + i for i in range(args.replicas)]
     config = envoy_config.render(args.grpc_port, args.http_port, args.admin_port, descriptor,
                                  ROOT / "build" / "envoy.run.yaml", http_host=args.http_host,
-                                 backends=[("127.0.0.1", p) for p in ports])
+                                 backends=[("127.0.0.1", p) for p in ports],
+                                 metrics=[("127.0.0.1", envoy_config.METRICS_PORT + i) for i in range(args.replicas)])
 
     stop = threading.Event()
     received: list[int] = []

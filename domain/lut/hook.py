@@ -19,6 +19,11 @@ from domain.lut.keys import CompiledLut, center
 class LutHook(RowHook):
     """One row's LUT matcher and label follower. Engine-thread only."""
 
+    kind = "lut"
+
+    def fired(self) -> bool:
+        return self.fired_fact is not None
+
     def __init__(self, lut: CompiledLut, mean: torch.Tensor, prompt_len: int, content: list[int],
                  threshold: float, interpolation: float, stop_after_label: bool, prompt_ends_space: bool) -> None:
         self.layers = (lut.layer,)

@@ -18,6 +18,8 @@ class SpecialistHook(RowHook):
     """Mixes one row's hidden states at every decoder layer's output. The mixture object
     is captured when the row is prepared, so a swap never changes a running generation."""
 
+    kind = "specialist"
+
     def __init__(self, mixture: Mixture, routing: Routing = Routing.SOFT, forced: int | None = None) -> None:
         self.layers = tuple(range(mixture.num_layers))
         self.mixture = mixture

@@ -158,6 +158,8 @@ class JsonGrammarHook(RowHook):
       document ends with the properties it has (required ones are still enforced).
     """
 
+    kind = "json_grammar"
+
     def __init__(self, grammar: xgr.CompiledGrammar, masks: TokenMasks | None = None,
                  budget: int | None = None) -> None:
         self._matcher = xgr.GrammarMatcher(grammar)

@@ -28,6 +28,16 @@ class EngineStats:
     kv_cache_bytes: int
     preemptions: int = 0
     """Decoding rows that gave their slot to a tenant below its fair share (recomputed later)."""
+    live_rows: int = 0
+    """Running rows not yet finished or cancelled (a finished row holds its slot until the next step)."""
+    kv_slots_used: int = 0
+    """Batch slots (KV rows) held by running rows."""
+    kv_slots_total: int = 0
+    kv_tokens_reserved: int = 0
+    """KV columns the running rows reserve, against `kv_tokens_total` (the cache budget)."""
+    kv_tokens_total: int = 0
+    hook_rows: tuple[tuple[str, int], ...] = ()
+    """(RowHook kind, rows in flight carrying one), e.g. grammar-constrained rows."""
 
 
 def context_window(model, config: EngineConfig) -> int:

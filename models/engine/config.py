@@ -57,10 +57,6 @@ class EngineConfig:
     num_threads: int | None = None
     """torch intra-op threads for the engine thread; None leaves torch's setting."""
 
-    stall_after_s: float = 60.0
-    """A step (or background unit) running longer than this marks the engine stalled: the
-    server's health turns NOT_SERVING until the loop moves again."""
-
     fair_share: bool = True
     """Share the batch between tenants by weight: admit from the tenant holding the fewest
     slots, and let a tenant below its share preempt (by recompute) a hook-less decoding
@@ -78,8 +74,6 @@ class EngineConfig:
                      "kv_initial_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1")
-        if self.stall_after_s <= 0:
-            raise ValueError(f"engine.stall_after_s must be > 0, got {self.stall_after_s}")
         if self.retry_after_s <= 0:
             raise ValueError("EngineConfig.retry_after_s must be > 0")
         if self.weight_format not in ("fp32", "bf16", "int8"):

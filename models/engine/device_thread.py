@@ -44,6 +44,9 @@ class DeviceThread:
         """Let the thread end once the callables already submitted have run."""
         self._jobs.put(None)
 
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -20,11 +20,23 @@ from models.engine.admission import EngineStats, check_request, context_window
 from models.engine.config import EngineConfig
 from models.engine.detokenize import RowDetokenizer, eos_ids_of
 from models.engine.device_thread import DeviceThread
-from models.engine.scheduler import Scheduler, SchedRow, SchedulerOutput
+from models.engine.observer import (
+    NULL_OBSERVER,
+    EngineObserver,
+    RequestRecord,
+    StepRecord,
+)
+from models.engine.scheduler import SchedRow, Scheduler, SchedulerOutput
 from models.engine.streams import BackgroundJob, Outbox, RowStream
 from models.engine.worker import ModelRunnerOutput, Worker
 from models.errors import Unavailable
-from models.types import FinishEvent, FinishReason, GenerationRequest, Priority, TokenEvent
+from models.types import (
+    FinishEvent,
+    FinishReason,
+    GenerationRequest,
+    Priority,
+    TokenEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +45,9 @@ class Engine:
     """Continuous-batching engine over one Hugging Face causal LM on one device."""
 
     def __init__(self, model, tokenizer, config: EngineConfig | None = None,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, observer: EngineObserver = NULL_OBSERVER) -> None:
         self.config = config = config or EngineConfig()
+        self.observer = observer
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = model.to(self.device).eval()
         if config.weight_format == "int8":
@@ -64,9 +77,9 @@ class Engine:
         self._thread: DeviceThread | None = None
         self._state = "new"  # new -> running -> stopped
         self._steps = 0
+        self._step_started: float | None = None  # monotonic start of the forward now running
         self._tokens = 0
         self._since_background = 0
-        self._busy_since: float | None = None  # monotonic start of the step or unit now running
 
     # ---- lifecycle ------------------------------------------------------------
     def start(self, device_thread: DeviceThread | None = None) -> None:
@@ -95,16 +108,6 @@ class Engine:
     def running(self) -> bool:
         return self._state == "running"
 
-    def stalled_for(self) -> float:
-        """Seconds the loop has spent in the step or background unit it is running now
-        (0 while it waits for work). Any thread may ask."""
-        since = self._busy_since
-        return 0.0 if since is None else time.monotonic() - since
-
-    @property
-    def healthy(self) -> bool:
-        """Running, and not stuck in one step for longer than `stall_after_s`."""
-        return self.running and self.stalled_for() < self.config.stall_after_s
 
     # ---- public API -------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenEvent | FinishEvent]:
@@ -115,18 +118,42 @@ class Engine:
         when the engine is not running. Leaving the loop early, cancelling the task or a
         deadline cancels the row; it leaves the batch at the next step.
         """
+        started = last = time.monotonic()
         stream = self._submit(request, asyncio.get_running_loop())
         finished = False
+        received = 0
+        first: float | None = None
         try:
             while True:
                 event = await stream.queue.get()
+                now = time.monotonic()
+                if isinstance(event, TokenEvent):
+                    (self.observer.inter_token if received else self.observer.first_token)(now - last)
+                    first = now if first is None else first
+                    received += len(event.token_ids)
+                    last = now
                 finished = isinstance(event, FinishEvent)
+                if finished:
+                    # Reported before the caller sees the end, so metrics read after a
+                    # response count it.
+                    self._report(stream, event.reason, event.completion_tokens, started, first, now)
                 yield event
                 if finished:
                     return
         finally:
             if not finished:
                 self.cancel(request.request_id)
+                self._report(stream, FinishReason.CANCELLED, received, started, first, time.monotonic())
+
+    def _report(self, stream: RowStream, reason: FinishReason, completion_tokens: int, started: float,
+                first: float | None, end: float) -> None:
+        request, admitted = stream.request, stream.admitted_at
+        self.observer.finished(RequestRecord(
+            prompt_tokens=len(request.prompt_ids), completion_tokens=completion_tokens, reason=reason.value,
+            e2e_s=end - started, hooks=tuple((h.kind, h.fired()) for h in request.hooks),
+            started_at=time.time() - (time.monotonic() - started),
+            queue_wait_s=None if admitted is None else admitted - started,
+            first_token_s=None if first is None else first - started))
 
     def cancel(self, request_id: str) -> bool:
         with self._lock:
@@ -153,13 +180,29 @@ class Engine:
             self._wake.set()
             raise
 
+    def stalled(self, limit_s: float) -> str:
+        """Why this engine cannot serve ("" when it can): its loop died, or one step has run
+        longer than `limit_s` (a hung device, a deadlock)."""
+        if self._state != "running" or self._thread is None or not self._thread.is_alive():
+            return f"engine loop is {self._state if self._state != 'running' else 'dead'}"
+        started = self._step_started
+        if started is not None and time.monotonic() - started > limit_s:
+            return f"engine step running for {time.monotonic() - started:.0f} s"
+        return ""
+
     def stats(self) -> EngineStats:
         with self._lock:
             return EngineStats(
                 running_rows=self._scheduler.active_rows, queued_requests=self._scheduler.queued_requests,
                 queued_tokens=self._scheduler.queued_tokens, steps=self._steps,
                 tokens_generated=self._tokens, background_jobs=len(self._jobs),
-                kv_cache_bytes=self._worker.cache.nbytes(), preemptions=self._scheduler.preemptions)
+                kv_cache_bytes=self._worker.cache.nbytes(), preemptions=self._scheduler.preemptions,
+                live_rows=self._scheduler.live_rows,
+                kv_slots_used=self._scheduler.active_rows,
+                kv_slots_total=self.config.max_batch_rows, kv_tokens_reserved=self._scheduler.reserved_tokens,
+                kv_tokens_total=self.config.kv_cache_tokens,
+                hook_rows=tuple(sorted(Counter(kind for s in self._streams.values()
+                                               for kind in {h.kind for h in s.request.hooks}).items())))
 
     # ---- admission (caller's thread) ------------------------------------------
     def _submit(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> RowStream:
@@ -169,7 +212,7 @@ class Engine:
         detok = RowDetokenizer(self.tokenizer, request.prompt_ids, stop_sequences=request.params.stop_sequences,
                                eos_ids=self.eos_ids, max_new_tokens=request.params.max_new_tokens,
                                max_seq_len=self.max_seq_len)
-        stream = RowStream(request, loop, asyncio.Queue(), detok)
+        stream = RowStream(request, loop, asyncio.Queue(), detok, submitted_at=time.monotonic())
         row = SchedRow(request.request_id, n, min(n + request.params.max_new_tokens, self.max_seq_len),
                        Priority(request.priority), payload=request, tenant=request.tenant,
                        weight=self.config.tenant_weights.get(request.tenant, 1.0),
@@ -189,12 +232,8 @@ class Engine:
         try:
             while self._state == "running":
                 self._wake.clear()
-                self._busy_since = time.monotonic()
                 did_work = self._step()
-                self._busy_since = time.monotonic()
-                ran_unit = self._run_background(did_work)
-                self._busy_since = None
-                if not ran_unit and not did_work:
+                if not self._run_background(did_work) and not did_work:
                     self._wake.wait()
         except BaseException:  # a bug in the loop itself: fail everything loudly
             log.exception("engine loop crashed")
@@ -209,7 +248,18 @@ class Engine:
             stream = self._streams.pop(row.request_id, None)
             if stream is not None and not stream.done:
                 outbox.put(stream, stream.finish_event(FinishReason.CANCELLED))
+        if sched.admitted:
+            now = time.monotonic()
+            for row in sched.admitted:
+                stream = self._streams.get(row.request_id)
+                if stream is not None:
+                    stream.admitted_at = now
+                    self.observer.queue_wait(now - stream.submitted_at)
+        if sched.has_model_work:
+            self.observer.step(StepRecord(batch_rows=len(sched.prefill) + len(sched.decode),
+                                          prefill_tokens=sched.prefill_tokens, decode_rows=len(sched.decode)))
         if sched.has_model_work or sched.dropped or sched.cancelled_waiting:
+            self._step_started = time.monotonic()
             try:
                 result = self._worker.execute(sched)
             except Exception as exc:
@@ -217,6 +267,8 @@ class Engine:
                 self._fail_rows(sched, exc, outbox)
             else:
                 self._process(result, outbox)
+            finally:
+                self._step_started = None
         if not self._worker.num_rows and not sched.has_model_work:
             self._worker.cache.reset_if_oversized()
         outbox.flush()

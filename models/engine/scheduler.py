@@ -298,6 +298,16 @@ class Scheduler:
         return len(self._active)
 
     @property
+    def live_rows(self) -> int:
+        """Active rows not yet finished or cancelled (those keep their slot until the next step)."""
+        return sum(1 for r in self._active if not (r.finished or r.cancelled))
+
+    @property
+    def reserved_tokens(self) -> int:
+        """KV columns the active rows hold: rows x the longest reservation (equal-length slots)."""
+        return len(self._active) * max((r.reserved_len for r in self._active), default=0)
+
+    @property
     def interactive_active(self) -> bool:
         return any(r.priority is Priority.INTERACTIVE for r in self._active)
 

@@ -24,6 +24,10 @@ class RowStream:
     detok: RowDetokenizer
     done: bool = False
     """The engine has produced this stream's FinishEvent (set on the engine thread)."""
+    submitted_at: float = 0.0
+    """time.monotonic() at admission to the queue (the observer's queue wait)."""
+    admitted_at: float | None = None
+    """time.monotonic() when the row got a batch slot (set on the engine thread)."""
 
     def finish_event(self, reason: FinishReason, error: str | None = None) -> FinishEvent:
         self.done = True

@@ -37,15 +37,16 @@ def descriptor(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return protogen.generate_descriptor(tmp_path_factory.mktemp("descriptor") / "llmserve.pb")
 
 
-async def _start_envoy(grpc_port: int, descriptor: Path, folder: Path) -> envoy_config.Envoy:
-    return await start_envoy_for(grpc_port, descriptor, folder)
+async def _start_envoy(grpc_port: int, descriptor: Path, folder: Path, metrics_port: int | None = None
+                       ) -> envoy_config.Envoy:
+    return await start_envoy_for(grpc_port, descriptor, folder, metrics_port)
 
 
 @pytest_asyncio.fixture(scope="session")
 async def envoy(tiny_server, descriptor: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[envoy_config.Envoy]:
     """Envoy on free ports, proxying to `tiny_server`."""
-    proxy = await _start_envoy(tiny_server.port, descriptor, tmp_path_factory.mktemp("envoy"))
+    proxy = await _start_envoy(tiny_server.port, descriptor, tmp_path_factory.mktemp("envoy"), tiny_server.metrics_port)
     try:
         yield proxy
     finally:
@@ -56,7 +57,8 @@ async def envoy(tiny_server, descriptor: Path, tmp_path_factory: pytest.TempPath
 async def real_envoy(real_server, descriptor: Path, tmp_path_factory: pytest.TempPathFactory
                      ) -> AsyncIterator[envoy_config.Envoy]:
     """Envoy on free ports, proxying to `real_server` (SmolLM2)."""
-    proxy = await _start_envoy(real_server.port, descriptor, tmp_path_factory.mktemp("real-envoy"))
+    proxy = await _start_envoy(real_server.port, descriptor, tmp_path_factory.mktemp("real-envoy"),
+                               real_server.metrics_port)
     try:
         yield proxy
     finally:

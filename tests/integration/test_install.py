@@ -13,7 +13,7 @@ import pytest
 
 from llmserve.generation.v1 import generation_service_pb2 as pb
 from llmserve.generation.v1 import generation_service_pb2_grpc as pb_grpc
-from tests.support import ROOT, tiny_config, wait_serving
+from tests.support import ROOT, address_line_port, tiny_config, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_installed_without_extras_the_server_starts_and_answers(tmp_path: Path, 
         port = None
         for line in proc.stdout:
             if "listening on" in line:
-                port = int(line.rsplit(":", 1)[1])
+                port = address_line_port(line)
                 break
         assert port, "the installed server did not start"
         wait_serving(port)

@@ -3,7 +3,6 @@ entry point's start-up and SIGTERM shutdown."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 
@@ -12,12 +11,9 @@ import pytest
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from llmserve.generation.v1 import generation_service_pb2, generation_service_pb2_grpc
 from llmserve.specialist.v1 import specialist_service_pb2, specialist_service_pb2_grpc
 from llmserve.server.v1 import server_service_pb2, server_service_pb2_grpc
-from models.engine.config import EngineConfig
-from tests.forward_gate import ForwardGate
-from tests.support import make_settings, running, start_server_process, tiny_config, tiny_specs, wait_serving
+from tests.support import start_server_process, tiny_config, wait_serving
 
 
 async def _health(port: int, service: str = "") -> int:
@@ -67,28 +63,3 @@ def test_entry_point_serves_then_stops_on_sigterm(tmp_path: Path, tiny_model_dir
         if proc.poll() is None:
             proc.kill()
 
-
-async def _health_becomes(port: int, status: int, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while await _health(port) != status:
-            await asyncio.sleep(0.05)
-
-
-async def test_health_turns_not_serving_while_the_engine_is_stuck_and_recovers(tmp_path: Path, tiny_model_dir: Path):
-    settings = make_settings(tmp_path, tiny_specs(tiny_model_dir), "tiny",
-                             engine=EngineConfig(stall_after_s=0.5))
-    async with running(settings) as app:
-        engine = app.manager.loaded("tiny").engine
-        assert await _health(app.port) == health_pb2.HealthCheckResponse.SERVING
-        with ForwardGate(engine.model, max_hold_s=60.0) as gate:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-                call = asyncio.ensure_future(generation_service_pb2_grpc.GenerationServiceStub(channel).Complete(
-                    generation_service_pb2.CompleteRequest(prompt="Hello", max_new_tokens=4, temperature=0.0)))
-                await asyncio.to_thread(gate.holding.wait, 30)
-                # The engine thread is inside a forward that does not return: health says so.
-                await _health_becomes(app.port, health_pb2.HealthCheckResponse.NOT_SERVING)
-                assert engine.stalled_for() >= 0.5
-                gate.open()
-                reply = await call
-            await _health_becomes(app.port, health_pb2.HealthCheckResponse.SERVING)
-        assert reply.usage.completion_tokens == 4 and not gate.timed_out

@@ -11,8 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from llmserve.generation.v1 import generation_service_pb2 as gen_pb
 from llmserve.generation.v1 import generation_service_pb2_grpc as gen_grpc
 from llmserve.lut.v1 import lut_service_pb2 as lut_pb
 from llmserve.lut.v1 import lut_service_pb2_grpc as lut_grpc
-from tests.support import ROOT, wait_serving
+from tests.support import start_server_process, wait_serving
 
 pytestmark = pytest.mark.slow
 PROBE = Path(__file__).resolve().parent.parent / "probes" / "omp_teams.c"
@@ -44,23 +42,10 @@ def test_only_the_engine_thread_runs_torch_parallel_regions(tmp_path: Path, prob
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "smollm2").symlink_to(embedded_model_dir, target_is_directory=True)
     config = tmp_path / "llmserve.toml"
-    config.write_text(f'host = "127.0.0.1"\nport = 0\ndata_dir = "{tmp_path}"\n')
-    env = {**os.environ, "LD_PRELOAD": str(probe)}
-    proc = subprocess.Popen([sys.executable, "-m", "server.main", "--config", str(config)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    config.write_text(f'host = "127.0.0.1"\nport = 0\ndata_dir = "{tmp_path}"\n[metrics]\nport = 0\n')
     lines: list[str] = []
-    port_seen = threading.Event()
-
-    def drain() -> None:
-        for line in proc.stdout:
-            lines.append(line)
-            if "listening on" in line:
-                port_seen.set()
-
-    threading.Thread(target=drain, daemon=True).start()
+    proc, port = start_server_process(config, env={**os.environ, "LD_PRELOAD": str(probe)}, output=lines)
     try:
-        assert port_seen.wait(120), "".join(lines)
-        port = int(next(line for line in lines if "listening on" in line).rsplit(":", 1)[1])
         wait_serving(port, timeout=180)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             gen_grpc.GenerationServiceStub(channel).Complete(

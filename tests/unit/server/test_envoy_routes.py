@@ -64,7 +64,8 @@ def test_chat_session_calls_hash_on_the_session(tmp_path):
             assert extract.sub(rewrite["substitution"].replace("\\1", r"\1"), path) == "abc-123"
     clusters = {c["name"]: c for c in envoy_config.load()["static_resources"]["clusters"]}
     assert clusters["llmserve_grpc_sessions"]["lb_policy"] == "RING_HASH"
-    assert all("outlier_detection" in c and c["health_checks"] for c in clusters.values())
+    # Every cluster of replicas (the metrics one is plain HTTP to the same hosts).
+    assert all("outlier_detection" in clusters[n] and clusters[n]["health_checks"] for n in envoy_config.CLUSTERS)
 
 
 def test_render_puts_every_replica_in_both_clusters(tmp_path):
@@ -73,7 +74,9 @@ def test_render_puts_every_replica_in_both_clusters(tmp_path):
     clusters = envoy_config.load(out)["static_resources"]["clusters"]
     for cluster in clusters:
         hosts = [e["endpoint"]["address"]["socket_address"] for e in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]]
-        assert [(h["address"], h["port_value"]) for h in hosts] == [("10.0.0.1", 50051), ("10.0.0.2", 50051)]
+        # GET /metrics reaches the same hosts on their metrics port.
+        port = envoy_config.METRICS_PORT if cluster["name"] == envoy_config.METRICS_CLUSTER else 50051
+        assert [(h["address"], h["port_value"]) for h in hosts] == [("10.0.0.1", port), ("10.0.0.2", port)]
     dns = envoy_config.load(envoy_config.render(0, 8080, 9901, tmp_path / "d.pb", tmp_path / "f.yaml",
                                                 backends=[("llmserve-replicas", 50051)], dns=True))
     assert {c["type"] for c in dns["static_resources"]["clusters"]} == {"STRICT_DNS"}
