@@ -15,5 +15,17 @@ __version__ = "1.0.0"
 """The major version is the proto package version (`llmserve.*.v1`)."""
 API_VERSION = "v1"
 
-__all__ = ["API_VERSION", "AsyncClient", "AsyncJobWatch", "AsyncTextStream", "Client", "JobWatch", "LlmserveError",
-           "NO_RETRY", "RetryPolicy", "TextStream", "errors", "__version__"]
+__all__ = [
+           "API_VERSION",
+           "NO_RETRY",
+           "AsyncClient",
+           "AsyncJobWatch",
+           "AsyncTextStream",
+           "Client",
+           "JobWatch",
+           "LlmserveError",
+           "RetryPolicy",
+           "TextStream",
+           "__version__",
+           "errors",
+]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import message as _message
@@ -42,6 +43,8 @@ class RetryPolicy:
     codes: frozenset[grpc.StatusCode] = field(default_factory=lambda: frozenset(
         {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}))
     """Status codes that may be retried."""
+    on_retry: Callable[[errors.LlmserveError, float], None] | None = None
+    """Called with the error and the wait before each retry (to log or count them)."""
 
     def delay(self, attempt: int, error: errors.LlmserveError, remaining_s: float | None) -> float | None:
         """Seconds to wait before try `attempt + 1` after `error`, or None to give up."""
@@ -59,10 +62,13 @@ class RetryPolicy:
             wait = random.uniform(backoff / 2, backoff)
         if remaining_s is not None and wait >= remaining_s:
             return None
+        if self.on_retry is not None:
+            self.on_retry(error, wait)
         return wait
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+DEFAULT_RETRY = RetryPolicy()
 
 
 class Deadline:

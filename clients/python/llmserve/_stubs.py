@@ -54,5 +54,16 @@ def specialist_upload(name: str, file_name: str, data: bytes, overwrite: bool
             *(spec_pb.UploadSpecialistCorpusRequest(chunk=httpbody_pb2.HttpBody(data=c)) for c in rest)]
 
 
-__all__ = ["Stubs", "admin_pb", "chat_pb", "common_pb2", "gen_pb", "lut_pb", "sae_pb", "server_pb", "spec_pb",
-           "sae_upload", "specialist_upload"]
+__all__ = [
+    "Stubs",
+    "admin_pb",
+    "chat_pb",
+    "common_pb2",
+    "gen_pb",
+    "lut_pb",
+    "sae_pb",
+    "sae_upload",
+    "server_pb",
+    "spec_pb",
+    "specialist_upload",
+]

@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import grpc
 
 from llmserve import _core, errors
-from llmserve._core import DEFAULT_TIMEOUT_S, Deadline, RetryPolicy
-from llmserve._stubs import (Stubs, chat_pb, common_pb2, gen_pb, lut_pb, sae_pb, server_pb, spec_pb, sae_upload,
-                             specialist_upload)
+from llmserve._core import DEFAULT_RETRY, DEFAULT_TIMEOUT_S, Deadline, RetryPolicy
+from llmserve._stubs import (
+    Stubs,
+    chat_pb,
+    common_pb2,
+    gen_pb,
+    lut_pb,
+    sae_pb,
+    sae_upload,
+    server_pb,
+    spec_pb,
+    specialist_upload,
+)
 
 T = TypeVar("T")
+C = TypeVar("C", bound="AsyncClient")
 _DEFAULT: Any = object()
 Turns = Sequence[Mapping[str, str] | tuple[str, str] | gen_pb.ChatMessage]
 
@@ -369,7 +380,7 @@ class AsyncClient:
 
     def __init__(self, target: str = "127.0.0.1:50051", *, api_key: str | None = None,
                  tls: bool | grpc.ChannelCredentials = False, timeout: float | None = DEFAULT_TIMEOUT_S,
-                 stream_timeout: float | None = None, retry: RetryPolicy = RetryPolicy(),
+                 stream_timeout: float | None = None, retry: RetryPolicy = DEFAULT_RETRY,
                  metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
                  channel_options: Sequence[tuple[str, Any]] = ()) -> None:
         creds = _core.credentials(tls)
@@ -427,10 +438,16 @@ class AsyncClient:
     async def health(self, *, timeout: float | None = _DEFAULT) -> server_pb.GetHealthResponse:
         return await self._call.unary(self.stubs.server.GetHealth, server_pb.GetHealthRequest(), timeout)
 
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any, *,
+                   timeout: float | None = _DEFAULT) -> T:
+        """Any unary RPC of `stubs` with this client's key, deadline, retries and exceptions,
+        e.g. `await client.call(client.stubs.lut.ExportLut, lut_pb.ExportLutRequest(lut_name="u1"))`."""
+        return await self._call.unary(method, request, timeout)
+
     async def close(self) -> None:
         await self.channel.close()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -8,16 +8,27 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import grpc
 
 from llmserve import _core, errors
-from llmserve._core import DEFAULT_TIMEOUT_S, Deadline, RetryPolicy
-from llmserve._stubs import (Stubs, chat_pb, common_pb2, gen_pb, lut_pb, sae_pb, server_pb, spec_pb, sae_upload,
-                             specialist_upload)
+from llmserve._core import DEFAULT_RETRY, DEFAULT_TIMEOUT_S, Deadline, RetryPolicy
+from llmserve._stubs import (
+    Stubs,
+    chat_pb,
+    common_pb2,
+    gen_pb,
+    lut_pb,
+    sae_pb,
+    sae_upload,
+    server_pb,
+    spec_pb,
+    specialist_upload,
+)
 
 T = TypeVar("T")
+C = TypeVar("C", bound="Client")
 _DEFAULT: Any = object()
 Turns = Sequence[Mapping[str, str] | tuple[str, str] | gen_pb.ChatMessage]
 
@@ -361,7 +372,7 @@ class Client:
 
     def __init__(self, target: str = "127.0.0.1:50051", *, api_key: str | None = None,
                  tls: bool | grpc.ChannelCredentials = False, timeout: float | None = DEFAULT_TIMEOUT_S,
-                 stream_timeout: float | None = None, retry: RetryPolicy = RetryPolicy(),
+                 stream_timeout: float | None = None, retry: RetryPolicy = DEFAULT_RETRY,
                  metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
                  channel_options: Sequence[tuple[str, Any]] = ()) -> None:
         creds = _core.credentials(tls)
@@ -419,10 +430,15 @@ class Client:
     def health(self, *, timeout: float | None = _DEFAULT) -> server_pb.GetHealthResponse:
         return self._call.unary(self.stubs.server.GetHealth, server_pb.GetHealthRequest(), timeout)
 
+    def call(self, method: Callable[..., T], request: Any, *, timeout: float | None = _DEFAULT) -> T:
+        """Any unary RPC of `stubs` with this client's key, deadline, retries and exceptions,
+        e.g. `client.call(client.stubs.lut.ExportLut, lut_pb.ExportLutRequest(lut_name="u1"))`."""
+        return self._call.unary(method, request, timeout)
+
     def close(self) -> None:
         self.channel.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

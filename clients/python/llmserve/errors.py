@@ -144,4 +144,6 @@ def from_rpc_error(error: grpc.RpcError) -> LlmserveError:
     return _BY_CODE.get(code, LlmserveError)(message, code=code)
 
 
-__all__ = ["LlmserveError", "from_status", "from_rpc_error", *(cls.__name__ for cls in _BY_CODE.values())]
+__all__ = ["AlreadyExists", "Cancelled", "DeadlineExceeded", "FailedPrecondition", "Internal", "InvalidArgument",
+           "LlmserveError", "NotFound", "PermissionDenied", "ResourceExhausted", "Unauthenticated", "Unavailable",
+           "Unimplemented", "from_rpc_error", "from_status"]
