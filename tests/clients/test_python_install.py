@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -44,7 +45,11 @@ async def test_the_client_installs_alone_and_calls_a_live_server(tmp_path: Path,
     # Threads: the server runs on this test's event loop, which must stay free.
     await asyncio.to_thread(_run, sys.executable, "-m", "venv", venv, cwd=tmp_path)
     pip = venv / "bin" / "pip"
-    await asyncio.to_thread(_run, pip, "install", "-q", ROOT / "clients" / "python", cwd=tmp_path)
+    # From a copy: building in place would leave build/ and *.egg-info in the checkout.
+    source = tmp_path / "llmserve-client"
+    shutil.copytree(ROOT / "clients" / "python", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "examples"))
+    await asyncio.to_thread(_run, pip, "install", "-q", source, cwd=tmp_path)
     installed = {line.split("==")[0].lower() for line in
                  (await asyncio.to_thread(_run, pip, "list", "--format=freeze", cwd=tmp_path)).split()}
     assert {"llmserve-client", "grpcio", "protobuf", "googleapis-common-protos"} <= installed
