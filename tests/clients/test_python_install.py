@@ -1,5 +1,6 @@
 """The client package alone: installed into a fresh virtual environment from clients/python
-(no server, no torch), it imports, ships its type information and talks to a live server."""
+(no server, no torch), it imports, ships its type information and talks to a live server:
+a unary call, a stream, an error with details, a cancelled stream, retries."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import textwrap
 from pathlib import Path
 
 from tests.support import ROOT
+
+sys.path.insert(0, str(ROOT / "tools"))
+from envoy_config import free_port  # noqa: E402
 
 SCRIPT = textwrap.dedent('''
     import sys
@@ -30,12 +34,25 @@ SCRIPT = textwrap.dedent('''
             assert "max_new_tokens" in exc.field_violations, exc.details
         else:
             raise AssertionError("max_new_tokens=0 was accepted")
+        stream = client.stream_complete("Once upon a time", max_new_tokens=200, do_sample=False)
+        first = next(stream)
+        stream.cancel()
+        assert isinstance(first, str) and list(stream) == [] and stream.final is None
+    waits = []
+    policy = llmserve.RetryPolicy(max_attempts=3, initial_backoff_s=0.01, on_retry=lambda e, w: waits.append(e.code))
+    with llmserve.Client(f"127.0.0.1:{sys.argv[3]}", retry=policy) as nowhere:
+        try:
+            nowhere.complete("Hello")
+        except errors.Unavailable:
+            assert len(waits) == 2, waits
+        else:
+            raise AssertionError("a call to a closed port succeeded")
     print("client ok", llmserve.__version__)
 ''')
 
 
 def _run(*args: object, cwd: Path) -> str:
-    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -64,7 +81,9 @@ async def test_the_client_installs_alone_and_calls_a_live_server(tmp_path: Path,
     # Run from the temporary folder so only the installed package can be imported.
     script = tmp_path / "use_client.py"
     script.write_text(SCRIPT)
+    closed_port = free_port()  # nobody listens there: the retry check's target
     process = await asyncio.create_subprocess_exec(python, script, f"127.0.0.1:{client_app.port}", tenant_key,
+                                                   str(closed_port),
                                                    cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), 120)

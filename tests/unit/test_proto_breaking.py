@@ -16,7 +16,7 @@ ROOT = protogen.ROOT
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, timeout=60)
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, timeout=60, check=False)
 
 
 def baseline() -> str:
@@ -34,7 +34,7 @@ def protos_at(ref: str, folder: Path) -> Path:
 
 
 def breaking(new: Path, against: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([_buf(), "breaking", str(new), "--against", str(against)], capture_output=True, text=True,
+    return subprocess.run([_buf(), "breaking", str(new), "--against", str(against)], capture_output=True, text=True, check=False,
                           timeout=120)
 
 
