@@ -177,13 +177,13 @@ class Luts:
         self._stub, self._call = stubs.lut, invoker
 
     async def train(self, lut_name: str, label: str, *, label_context: str = "", model: str = "",
-              timeout: float | None = _DEFAULT) -> lut_pb.TrainLutResponse:
+                    timeout: float | None = _DEFAULT) -> lut_pb.TrainLutResponse:
         request = lut_pb.TrainLutRequest(lut_name=lut_name, label=label, label_context=label_context, model=model)
         return await self._call.unary(self._stub.TrainLut, request, timeout)
 
     async def generate(self, prompt: str, *, lut_name: str = "", model: str = "", max_new_tokens: int | None = None,
-                 threshold: float | None = None, temperature: float | None = None, top_k: int | None = None,
-                 timeout: float | None = _DEFAULT) -> lut_pb.GenerateResponse:
+                       threshold: float | None = None, temperature: float | None = None, top_k: int | None = None,
+                       timeout: float | None = _DEFAULT) -> lut_pb.GenerateResponse:
         request = lut_pb.GenerateRequest(prompt=prompt, lut_name=lut_name, model=model, **_core.fields(
             max_new_tokens=max_new_tokens, threshold=threshold, temperature=temperature, top_k=top_k))
         return await self._call.unary(self._stub.Generate, request, timeout)
@@ -197,7 +197,7 @@ class Luts:
         return AsyncTextStream(self._call, self._stub.StreamGenerate, request, timeout)
 
     async def list(self, *, model: str = "", page_size: int = 0, page_token: str = "",
-             timeout: float | None = _DEFAULT) -> lut_pb.ListLutsResponse:
+                   timeout: float | None = _DEFAULT) -> lut_pb.ListLutsResponse:
         request = lut_pb.ListLutsRequest(model=model, page_size=page_size, page_token=page_token)
         return await self._call.unary(self._stub.ListLuts, request, timeout)
 
@@ -206,7 +206,7 @@ class Luts:
         return reply.lut
 
     async def delete(self, lut_name: str, *, model: str = "", allow_missing: bool = False,
-               timeout: float | None = _DEFAULT) -> lut_pb.DeleteLutResponse:
+                     timeout: float | None = _DEFAULT) -> lut_pb.DeleteLutResponse:
         request = lut_pb.DeleteLutRequest(lut_name=lut_name, model=model, allow_missing=allow_missing)
         return await self._call.unary(self._stub.DeleteLut, request, timeout)
 
@@ -218,10 +218,10 @@ class ChatSessions:
         self._stub, self._call = stubs.chat, invoker
 
     async def start(self, user_id: str, message: str, *, system_prompt: str | None = None, model: str | None = None,
-              json_schema: str | Mapping[str, Any] | None = None, json_schema_name: str | None = None,
-              max_new_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None,
-              top_k: int | None = None, seed: int | None = None,
-              timeout: float | None = _DEFAULT) -> chat_pb.StartConversationResponse:
+                    json_schema: str | Mapping[str, Any] | None = None, json_schema_name: str | None = None,
+                    max_new_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                    top_k: int | None = None, seed: int | None = None,
+                    timeout: float | None = _DEFAULT) -> chat_pb.StartConversationResponse:
         request = chat_pb.StartConversationRequest(
             user_id=user_id, initial_message=message, **_core.structured_reply(json_schema, json_schema_name),
             **_core.fields(system_prompt=system_prompt, model=model, max_new_tokens=max_new_tokens,
@@ -229,9 +229,9 @@ class ChatSessions:
         return await self._call.unary(self._stub.StartConversation, request, timeout)
 
     async def send(self, session_id: str, message: str, *, json_schema: str | Mapping[str, Any] | None = None,
-             json_schema_name: str | None = None, max_new_tokens: int | None = None,
-             temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
-             seed: int | None = None, timeout: float | None = _DEFAULT) -> chat_pb.SendMessageResponse:
+                   json_schema_name: str | None = None, max_new_tokens: int | None = None,
+                   temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                   seed: int | None = None, timeout: float | None = _DEFAULT) -> chat_pb.SendMessageResponse:
         request = chat_pb.SendMessageRequest(
             session_id=session_id, user_message=message, **_core.structured_reply(json_schema, json_schema_name),
             **_core.fields(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
@@ -249,7 +249,7 @@ class ChatSessions:
         return AsyncTextStream(self._call, self._stub.StreamMessage, request, timeout)
 
     async def history(self, session_id: str, *, page_size: int = 0, page_token: str = "",
-                timeout: float | None = _DEFAULT) -> chat_pb.GetHistoryResponse:
+                      timeout: float | None = _DEFAULT) -> chat_pb.GetHistoryResponse:
         request = chat_pb.GetHistoryRequest(session_id=session_id, page_size=page_size, page_token=page_token)
         return await self._call.unary(self._stub.GetHistory, request, timeout)
 
@@ -259,8 +259,9 @@ class ChatSessions:
         return reply.session
 
     async def list(self, *, user_id: str | None = None, page_size: int = 0, page_token: str = "",
-             timeout: float | None = _DEFAULT) -> chat_pb.ListSessionsResponse:
-        request = chat_pb.ListSessionsRequest(page_size=page_size, page_token=page_token, **_core.fields(user_id=user_id))
+                   timeout: float | None = _DEFAULT) -> chat_pb.ListSessionsResponse:
+        request = chat_pb.ListSessionsRequest(page_size=page_size, page_token=page_token,
+                                              **_core.fields(user_id=user_id))
         return await self._call.unary(self._stub.ListSessions, request, timeout)
 
     async def end(self, session_id: str, *, timeout: float | None = _DEFAULT) -> chat_pb.EndConversationResponse:
@@ -268,7 +269,7 @@ class ChatSessions:
                                 timeout)
 
     async def register_schema(self, name: str, json_schema: str | Mapping[str, Any], *, description: str = "",
-                        replace: bool = False, timeout: float | None = _DEFAULT) -> chat_pb.JsonSchema:
+                              replace: bool = False, timeout: float | None = _DEFAULT) -> chat_pb.JsonSchema:
         request = chat_pb.RegisterSchemaRequest(name=name, description=description, replace=replace,
                                                 **_core.structured_reply(json_schema, None))
         reply = await self._call.unary(self._stub.RegisterSchema, request, timeout)
@@ -282,12 +283,12 @@ class Sae:
         self._stub, self._call = stubs.sae, invoker
 
     async def upload_corpus(self, filename: str, data: bytes, *,
-                      timeout: float | None = _DEFAULT) -> sae_pb.UploadCorpusResponse:
+                            timeout: float | None = _DEFAULT) -> sae_pb.UploadCorpusResponse:
         requests = sae_upload(filename, data)
         return await self._call.unary(lambda _r, **kw: self._stub.UploadCorpus(iter(requests), **kw), None, timeout)
 
     async def start(self, model_name: str, corpus_file: str, *, timeout: float | None = _DEFAULT,
-              **options: Any) -> sae_pb.CreateTrainingJobResponse:
+                    **options: Any) -> sae_pb.CreateTrainingJobResponse:
         """Options are CreateTrainingJobRequest's fields (layer_number, hidden_dim, max_epochs, ...)."""
         request = sae_pb.CreateTrainingJobRequest(model_name=model_name, corpus_file=corpus_file,
                                                   **_core.fields(**options))
@@ -311,7 +312,7 @@ class Sae:
                                 timeout)
 
     async def list(self, *, page_size: int = 0, page_token: str = "",
-             timeout: float | None = _DEFAULT) -> sae_pb.ListTrainingJobsResponse:
+                   timeout: float | None = _DEFAULT) -> sae_pb.ListTrainingJobsResponse:
         request = sae_pb.ListTrainingJobsRequest(page_size=page_size, page_token=page_token)
         return await self._call.unary(self._stub.ListTrainingJobs, request, timeout)
 
@@ -335,7 +336,7 @@ class Specialists:
         return await self._call.unary(self._stub.AddSpecialist, spec_pb.AddSpecialistRequest(name=name), timeout)
 
     async def upload_corpus(self, name: str, file_name: str, data: bytes, *, overwrite: bool = False,
-                      timeout: float | None = _DEFAULT) -> spec_pb.UploadSpecialistCorpusResponse:
+                            timeout: float | None = _DEFAULT) -> spec_pb.UploadSpecialistCorpusResponse:
         requests = specialist_upload(name, file_name, data, overwrite)
         return await self._call.unary(lambda _r, **kw: self._stub.UploadSpecialistCorpus(iter(requests), **kw), None,
                                 timeout)
@@ -344,8 +345,8 @@ class Specialists:
         return await self._call.unary(self._stub.DeleteSpecialist, spec_pb.DeleteSpecialistRequest(name=name), timeout)
 
     async def generate(self, prompt: str, *, max_new_tokens: int | None = None, temperature: float | None = None,
-                 top_k: int | None = None, routing_mode: int = 0, force_specialist: str = "",
-                 timeout: float | None = _DEFAULT) -> spec_pb.GenerateResponse:
+                       top_k: int | None = None, routing_mode: int = 0, force_specialist: str = "",
+                       timeout: float | None = _DEFAULT) -> spec_pb.GenerateResponse:
         request = spec_pb.GenerateRequest(prompt=prompt, routing_mode=routing_mode, force_specialist=force_specialist,
                                           **_core.fields(max_new_tokens=max_new_tokens, temperature=temperature,
                                                          top_k=top_k))
@@ -394,10 +395,10 @@ class AsyncClient:
         self.specialists = Specialists(self.stubs, self._call)
 
     async def complete(self, prompt: str, *, model: str = "", max_new_tokens: int | None = None,
-                 temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
-                 repetition_penalty: float | None = None, do_sample: bool | None = None,
-                 stop: Sequence[str] | None = None, seed: int | None = None,
-                 timeout: float | None = _DEFAULT) -> gen_pb.CompleteResponse:
+                       temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                       repetition_penalty: float | None = None, do_sample: bool | None = None,
+                       stop: Sequence[str] | None = None, seed: int | None = None,
+                       timeout: float | None = _DEFAULT) -> gen_pb.CompleteResponse:
         request = gen_pb.CompleteRequest(prompt=prompt, model=model, **_core.sampling(
             max_new_tokens, temperature, top_p, top_k, repetition_penalty, do_sample, stop, seed))
         return await self._call.unary(self.stubs.generation.Complete, request, timeout)
@@ -412,10 +413,10 @@ class AsyncClient:
         return AsyncTextStream(self._call, self.stubs.generation.StreamComplete, request, timeout)
 
     async def chat(self, messages: Turns, *, model: str = "", max_new_tokens: int | None = None,
-             temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
-             repetition_penalty: float | None = None, do_sample: bool | None = None,
-             stop: Sequence[str] | None = None, seed: int | None = None,
-             timeout: float | None = _DEFAULT) -> gen_pb.ChatResponse:
+                   temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                   repetition_penalty: float | None = None, do_sample: bool | None = None,
+                   stop: Sequence[str] | None = None, seed: int | None = None,
+                   timeout: float | None = _DEFAULT) -> gen_pb.ChatResponse:
         request = gen_pb.ChatRequest(messages=_core.messages(messages, gen_pb.ChatMessage), model=model,
                                      **_core.sampling(max_new_tokens, temperature, top_p, top_k,
                                                       repetition_penalty, do_sample, stop, seed))

@@ -252,7 +252,8 @@ class ChatSessions:
 
     def list(self, *, user_id: str | None = None, page_size: int = 0, page_token: str = "",
              timeout: float | None = _DEFAULT) -> chat_pb.ListSessionsResponse:
-        request = chat_pb.ListSessionsRequest(page_size=page_size, page_token=page_token, **_core.fields(user_id=user_id))
+        request = chat_pb.ListSessionsRequest(page_size=page_size, page_token=page_token,
+                                              **_core.fields(user_id=user_id))
         return self._call.unary(self._stub.ListSessions, request, timeout)
 
     def end(self, session_id: str, *, timeout: float | None = _DEFAULT) -> chat_pb.EndConversationResponse:
