@@ -164,9 +164,11 @@ async def test_without_retries_the_refusal_carries_its_quota_details(client_app,
 
 async def test_deadline_and_cancel(client_app, client: llmserve.AsyncClient):
     engine = await idle_model(client_app)
-    with ForwardGate(engine.model, let_through=4, max_hold_s=60):
+    with ForwardGate(engine.model, let_through=4, max_hold_s=60) as gate:
         stream = client.stream_complete("Once upon a time", max_new_tokens=96, do_sample=False)
         first = await anext(stream)
+        # Once the engine thread is held, no request can advance: the next call must time out.
+        assert await asyncio.to_thread(gate.holding.wait, 30)
         with pytest.raises(errors.DeadlineExceeded):
             await client.complete("Hello", max_new_tokens=2, timeout=0.5)  # queued behind the held passes
         stream.cancel()
