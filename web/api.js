@@ -88,6 +88,11 @@ export async function call(method, path, body, {signal} = {}) {
   return text ? JSON.parse(text) : {};
 }
 
+/** A plain-text GET (the Prometheus page at /metrics). */
+export async function text(path, {signal} = {}) {
+  return (await send(path, {method: "GET", signal, headers: {Accept: "text/plain"}})).text();
+}
+
 /** A server stream as SSE: calls onEvent(obj) for each `data:` event, in order. An `error`
  * event (a failure after the stream began) is thrown as an ApiError. */
 export async function stream(method, path, body, onEvent, {signal} = {}) {

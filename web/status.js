@@ -1,5 +1,6 @@
-// Status: the health document (device, state, specialists) and the models the server knows.
-import {call, el, showError, clearError} from "./api.js";
+// Status: live figures from /metrics, the health document (device, state, specialists) and
+// the models the server knows.
+import {call, el, showError, clearError, text, messageOf} from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -10,8 +11,43 @@ function value(v) {
   return String(v);
 }
 
+/** Sum of a metric's samples over all label sets, from Prometheus text format. */
+export function metricSum(page, name) {
+  let total = 0;
+  for (const line of page.split("\n")) {
+    if (line.startsWith(name + "{") || line.startsWith(name + " ")) total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
+
+let lastTokens = null;  // {tokens, at}: the previous sample, for tokens per second
+
+async function refreshMetrics() {
+  const box = $("status-metrics");
+  let page;
+  try {
+    page = await text("/metrics");
+  } catch (err) {
+    box.replaceChildren(el("dt", {}, "Metrics"), el("dd", {}, messageOf(err)));
+    return;
+  }
+  const tokens = metricSum(page, "llmserve_generation_tokens_total");
+  const now = performance.now();
+  const rate = lastTokens && now > lastTokens.at ? (tokens - lastTokens.tokens) / ((now - lastTokens.at) / 1000) : null;
+  lastTokens = {tokens, at: now};
+  const rows = [
+    ["Requests running", metricSum(page, "llmserve_requests_running")],
+    ["Requests waiting", metricSum(page, "llmserve_requests_waiting")],
+    ["Tokens generated", tokens],
+    ["Tokens per second", rate === null ? "…" : rate.toFixed(1)],
+    ["KV slots used", `${metricSum(page, "llmserve_kv_slots_used")} of ${metricSum(page, "llmserve_kv_slots_total")}`],
+  ];
+  box.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {"data-metric": k}, String(v))]));
+}
+
 async function refresh() {
   clearError(null);
+  await refreshMetrics();
   try {
     const health = await call("GET", "/health");
     $("status-health").replaceChildren(...Object.entries(health).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, value(v))]));
@@ -31,6 +67,8 @@ async function refresh() {
 export function start() {
   $("status-refresh").addEventListener("click", refresh);
   refresh();
+  // Live figures while the section is on screen.
+  setInterval(() => { if (!$("status").hidden) refreshMetrics(); }, 2000);
 }
 
 export const shown = refresh;

@@ -42,9 +42,12 @@ def web_descriptor(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _stack(folder: Path, tiny_model_dir: Path, descriptor: Path, extra: str = "",
            env: dict[str, str] | None = None) -> Iterator[str]:
-    """A server process on the tiny model and an Envoy in front of it; yields Envoy's URL."""
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
+    """A server process on the tiny model and an Envoy in front of it (its metrics port
+    behind `GET /metrics` too); yields Envoy's URL."""
+    metrics_port = envoy_config.free_port()
+    env = {**(env or {}), "LLMSERVE_METRICS__PORT": str(metrics_port)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         server, port = start_server_process(tiny_config(folder, tiny_model_dir, extra))
     finally:
@@ -57,7 +60,7 @@ def _stack(folder: Path, tiny_model_dir: Path, descriptor: Path, extra: str = ""
         wait_serving(port)
         http_port, admin_port = envoy_config.free_port(), envoy_config.free_port()
         config = envoy_config.render(port, http_port, admin_port, descriptor, folder / "envoy.yaml",
-                                     http_host="127.0.0.1")
+                                     http_host="127.0.0.1", metrics=[("127.0.0.1", metrics_port)])
         proxy = envoy_config.start_envoy(config, http_port, admin_port, log_path=folder / "envoy.log")
         try:
             yield f"http://127.0.0.1:{http_port}"

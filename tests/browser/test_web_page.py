@@ -35,6 +35,19 @@ def test_page_and_its_modules_come_through_envoy(page, web_url: str):
     screenshot(page, "status")
 
 
+def test_status_shows_live_figures_from_the_metrics(page, web_url: str):
+    _open(page, web_url, "status")
+    figures = page.locator("#status-metrics")
+    expect(figures.locator('[data-metric="Requests running"]')).to_have_text("0")
+    before = int(figures.locator('[data-metric="Tokens generated"]').inner_text())
+    reply = page.request.post(web_url + "/completion", data={"prompt": "Hello", "max_new_tokens": 5})
+    assert reply.ok, reply.text()
+    generated = reply.json()["usage"]["completion_tokens"]
+    # The section refreshes itself while it is on screen: the new tokens show up.
+    expect(figures.locator('[data-metric="Tokens generated"]')).to_have_text(str(before + generated))
+    expect(figures.locator('[data-metric="Tokens per second"]')).not_to_have_text("…")
+
+
 def test_chat_streams_a_reply_and_keeps_the_session_across_reloads(page, web_url: str):
     _open(page, web_url, "chat")
     page.get_by_role("textbox", name="Message").fill("Hello there")
