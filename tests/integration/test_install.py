@@ -15,7 +15,8 @@ from llmserve.generation.v1 import generation_service_pb2 as pb
 from llmserve.generation.v1 import generation_service_pb2_grpc as pb_grpc
 from tests.support import ROOT, address_line_port, tiny_config, wait_serving
 
-pytestmark = pytest.mark.slow
+# A fresh venv installs torch, transformers and the rest from pip's cache: minutes on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def _run(*args: object, cwd: Path) -> None:
