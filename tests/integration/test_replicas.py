@@ -163,6 +163,13 @@ def test_an_sae_job_is_claimed_once_and_its_files_are_shared(cluster, jobs):
     assert job.last_checkpoint.startswith(f"artifact://sae/jobs/{job_id}/checkpoints/")
 
 
+def _retry_stats(cluster) -> str:
+    """Envoy's retry and reset counters, to explain a failed call."""
+    _, stats = cluster.envoy.admin_get("/stats?filter=retry|upstream_rq_5|cx_destroy|panic")
+    errors = [line for line in cluster.envoy.log_text().splitlines() if " 503 " in line or "503," in line][-5:]
+    return "\n".join([line for line in stats.splitlines() if not line.endswith(": 0")] + errors)
+
+
 def test_killing_a_replica_mid_load_loses_no_acknowledged_write(cluster, jobs):
     with grpc.insecure_channel(cluster.grpc_target) as channel:
         sae = sae_grpc.SaeTrainingServiceStub(channel)
@@ -206,7 +213,7 @@ def test_killing_a_replica_mid_load_loses_no_acknowledged_write(cluster, jobs):
         for t in threads:
             t.join(60)
     assert killed_after > 0 and len(acknowledged) > killed_after  # writes went on after the kill
-    assert read_failures == []
+    assert read_failures == [], (read_failures, _retry_stats(cluster))
 
     with httpx.Client(base_url=cluster.base_url, timeout=60) as http:
         after = [http.get("/v1/models") for _ in range(10)]
