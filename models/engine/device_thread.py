@@ -2,9 +2,9 @@
 packing them, allocating the KV cache, then the step loop itself.
 
 Each thread that runs a torch parallel region keeps an OpenMP team of its own; two
-teams on the same cores make every product several times slower (a 1x576 @ 576x1536
-product: 35 us with one team alive, 132 us with two). So nothing that starts one may
-run on the event loop's thread or in `asyncio.to_thread` workers while an engine serves.
+teams contending for the same cores slow every product down. So nothing that starts one
+may run on the event loop's thread or in `asyncio.to_thread` workers while an engine
+serves (tests/integration/test_thread_teams.py checks it on the real server).
 """
 
 from __future__ import annotations
