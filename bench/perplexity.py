@@ -192,16 +192,16 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", results.get("notes", ""), "",
               f"Measured activation spread (fp32 model, first window, inputs of the {out['linears']} linears): with one "
               f"int8 scale for the whole tensor, the 99th-percentile |value| gets {out['p99_levels_median']:.1f} of 127 "
-              f"levels at the median linear and {out['p99_levels_min']:.1f} at the worst.", ""]
+              f"levels at the median linear and {out['p99_levels_min']:.2f} at the worst.", ""]
     return "\n".join(lines)
 
 
 NOTES = (
     "Torch's dynamic int8 (`quantize_dynamic`, the removed `weight_format=\"int8\"`) quantizes the "
     "activations to int8 with one scale for the whole tensor; a few outlier values set that scale, so "
-    "most activations keep a handful of levels (measured below) and quality collapses whatever the weight "
-    "granularity. Weight-only int8 per channel keeps quality, but the kernels this torch has for "
-    "it on the CPU (`aten._weight_int8pack_mm`, or de-quantizing before `F.linear`) are slower than the fp32 "
+    "most activations keep few of its 127 levels (measured below: under one at the worst linear) and quality "
+    "collapses whatever the weight granularity. Weight-only int8 per channel keeps quality, but the kernel this torch has for "
+    "it on the CPU (`aten._weight_int8pack_mm`) is slower than the fp32 "
     "products (bench/kernels.md), so it brings no speed and is not offered. The engine's bf16 "
     "runs where the CPU's oneDNN has bfloat16 products (AVX-512 or AVX-NE-CONVERT) and is refused at start "
     "elsewhere; its quality is also scored on any CPU by the emulated row (operands rounded to bf16)."
