@@ -49,9 +49,10 @@ class EngineConfig:
     CPUs with AVX512-BF16 or AMX, refused without), activations and KV cache stay fp32.
     Quality by SmolLM2 perplexity on held-out text is in `bench/perplexity.md`; a format
     more than 2% above fp32 is not offered as a default. "int8" (torch's dynamic int8
-    quantization) was removed: it raised that perplexity by 160-230% (activation
-    quantization per tensor cannot hold SmolLM2's outlier channels) and the weight-only
-    int8 kernels of this torch are slower than fp32 on the CPU."""
+    quantization) was removed: it raised that perplexity by 219% (181% with per-channel
+    weights; one activation scale per tensor cannot hold SmolLM2's outliers), and the
+    weight-only int8 kernel of this torch is slower than fp32 on the CPU. bf16's delta,
+    scored with its operands rounded to bf16, is -0.04%."""
 
     cpu_linear: Literal["onednn", "torch"] = "onednn"
     """CPU kernels of the fp32/bf16 linear layers: "onednn" reorders each weight once for
@@ -82,7 +83,7 @@ class EngineConfig:
             raise ValueError("EngineConfig.retry_after_s must be > 0")
         if self.weight_format == "int8":
             raise ValueError("engine.weight_format 'int8' was removed: torch's dynamic int8 raised "
-                             "SmolLM2's perplexity by over 160% (bench/perplexity.md); use 'fp32' or 'bf16'")
+                             "SmolLM2's held-out perplexity by 219% (bench/perplexity.md); use 'fp32' or 'bf16'")
         if self.weight_format not in ("fp32", "bf16"):
             raise ValueError(f"engine.weight_format must be 'fp32' or 'bf16', got {self.weight_format!r}")
         if self.cpu_linear not in ("onednn", "torch"):

@@ -275,7 +275,7 @@ async def test_stop_ends_streams_and_refuses_new_work(make_engine, tokenizer):
 
 
 def test_int8_weight_format_is_refused_with_the_reason():
-    # Dynamic int8 raised SmolLM2's held-out perplexity by over 160% (bench/perplexity.md).
+    # Dynamic int8 raised SmolLM2's held-out perplexity by 219% (bench/perplexity.md).
     from models.engine.config import EngineConfig
 
     with pytest.raises(ValueError, match=r"engine\.weight_format 'int8' was removed.*perplexity"):
