@@ -23,8 +23,9 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -71,7 +72,11 @@ def _engine_format(fmt: str, cpu_linear: str = "onednn") -> Callable[[nn.Module,
 
 def _dynamic_int8(per_channel: bool) -> Callable[[nn.Module, Any], nn.Module]:
     def apply(model: nn.Module, tokenizer: Any) -> nn.Module:
-        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+        from torch.ao.quantization import (
+            default_dynamic_qconfig,
+            per_channel_dynamic_qconfig,
+            quantize_dynamic,
+        )
 
         qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
         with warnings.catch_warnings():
