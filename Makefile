@@ -74,10 +74,14 @@ test: install browser npm-install  ## every test: unit, storage (SQLite + Postgr
 test-fast: install browser npm-install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: install descriptor  ## throughput/latency -> bench/results.md, fair share -> bench/fair_share.md, two replicas -> bench/replicas.md
+bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, start-up -> bench/*.md
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.fair_share
 	$(BIN)/python -m bench.replicas
+	$(BIN)/python -m bench.perplexity
+	$(BIN)/python -m bench.kernels
+	$(BIN)/python -m bench.chunked_prefill
+	$(BIN)/python -m bench.startup
 
 bench-replicas: install descriptor  ## one replica against two (PostgreSQL, Redis, Envoy) -> bench/replicas.md
 	$(BIN)/python -m bench.replicas $(BENCH_ARGS)

@@ -8,7 +8,7 @@ Sections, in order (all by default):
   llamacpp  llama.cpp batch 1 on the same GGUF (installed into .venv-bench on demand)
   grpc      llmserve, 1/4/16/32 concurrent StreamComplete clients
   rest      llmserve, 16 clients over REST-SSE through Envoy
-  weights   engine weight formats (fp32 vs int8): speed and greedy-token agreement
+  weights   engine weight formats (fp32 vs bf16 where the CPU has it): speed and greedy-token agreement
 
 `--quick` is a ~2-minute smoke run (fewer tokens) written to bench/raw/quick-results.*.
 `--only` re-measures some sections and merges them into the existing results file

@@ -43,8 +43,12 @@ def write_config(path: Path, engine: dict[str, Any]) -> Path:
 class ServerProcess:
     """One llmserve server process; use as a context manager."""
 
-    def __init__(self, work_dir: Path, engine: dict[str, Any] | None = None, label: str = "server") -> None:
+    def __init__(self, work_dir: Path, engine: dict[str, Any] | None = None, label: str = "server",
+                 poll_s: float = 0.5, extra_args: tuple[str, ...] = ()) -> None:
         self.work_dir = work_dir
+        self.poll_s = poll_s
+        """Seconds between health checks while waiting for SERVING (bounds ready_s's resolution)."""
+        self.extra_args = extra_args
         self.engine = dict(engine or {})
         self.label = label
         self.port = free_port()
@@ -69,7 +73,7 @@ class ServerProcess:
         data = self._prepare_data_dir()
         config = write_config(self.work_dir / f"{self.label}.toml", self.engine)
         cmd = [sys.executable, "-m", "server.main", "--config", str(config), "--host", "127.0.0.1",
-               "--port", str(self.port), "--data-dir", str(data), "--log-level", "WARNING"]
+               "--port", str(self.port), "--data-dir", str(data), "--log-level", "WARNING", *self.extra_args]
         t0 = time.perf_counter()
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -102,7 +106,7 @@ class ServerProcess:
                         return
                 except grpc.RpcError:
                     pass
-                time.sleep(0.5)
+                time.sleep(self.poll_s)
         self.stop()
         raise RuntimeError(f"{self.label} not SERVING after {timeout_s:.0f} s: {self.log_tail()}")
 

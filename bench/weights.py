@@ -1,4 +1,4 @@
-"""Weight formats of the engine (EngineConfig.weight_format, e.g. fp32 vs int8):
+"""Weight formats of the engine (EngineConfig.weight_format, e.g. fp32 vs bf16):
 which exist, and the greedy-token agreement of one format with another."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import dataclasses
 import typing
 from typing import Any, Sequence
 
-FALLBACK_FORMATS = ("fp32", "int8")
+FALLBACK_FORMATS = ("fp32", "bf16")
 
 
 def formats() -> tuple[str | None, tuple[str, ...], str]:

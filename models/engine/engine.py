@@ -50,10 +50,7 @@ class Engine:
         self.observer = observer
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = model.to(self.device).eval()
-        if config.weight_format == "int8":
-            from models.engine.quantize import quantize_int8
-            model = quantize_int8(model, self.device)
-        elif config.weight_format == "bf16":
+        if config.weight_format == "bf16":
             from models.engine.packed import pack_bf16
             pack_bf16(model, self.device)
         elif config.cpu_linear == "onednn" and self.device.type == "cpu":
