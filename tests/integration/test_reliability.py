@@ -1,0 +1,76 @@
+"""The short version of `make reliability` (bench/reliability.py): the same scenarios on
+the tiny model against the real stack (llmserve as its own process, Envoy, a private
+PostgreSQL this module starts and restarts), sized to run in well under a minute each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from bench import grpc_fuzz
+from bench.reliability_scenarios import load_with_cancels, pg_restart, rest_fuzz, server_restart
+from bench.reliability_stack import PrivatePostgres, Stack
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PrivatePostgres]:
+    cluster = PrivatePostgres()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def stack(pg: PrivatePostgres, tiny_model_dir: Path, descriptor: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("reliability"), tiny_model_dir, pg.url, descriptor).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_grpc_fuzz_gets_no_internal_error_and_no_hang(stack: Stack):
+    figures = grpc_fuzz.fuzz(stack.target, examples_per_method=4, deadline_s=20, seed=19)
+    assert len(figures.by_method) == len(grpc_fuzz.unary_methods()), figures  # every unary RPC was called
+    assert figures.faults == [], "\n".join(figures.faults)
+    assert figures.hangs == [], "\n".join(figures.hangs)
+    assert stack.healthy()
+
+
+def test_rest_fuzz_over_every_operation(stack: Stack, tmp_path: Path):
+    figures = rest_fuzz(stack, max_examples=2, folder=tmp_path, seed=19, timeout_s=300)
+    assert figures.requests > figures.operations, figures
+    assert figures.server_errors == [], figures.server_errors
+    assert figures.bad_error_shape == [], figures.bad_error_shape
+    assert figures.healthy_after
+
+
+def test_load_with_cancels_frees_every_slot(stack: Stack):
+    figures = load_with_cancels(stack, streams=12, duration_s=8, seed=19)
+    assert figures.unexpected == [], figures.unexpected
+    assert figures.cancelled > 0 and figures.deadline_cut + figures.completed > 0, figures
+    assert figures.running_after == 0, figures
+    assert stack.healthy()
+
+
+def test_postgres_restart_fails_fast_then_recovers_without_restarting_llmserve(stack: Stack, pg: PrivatePostgres):
+    figures = pg_restart(stack, pg, outage_s=3, calls=4)
+    assert figures.unexpected == [], figures
+    assert figures.during["UNAVAILABLE"] > 0, figures
+    assert figures.slowest_failure_s < 30, figures  # each failure came back before the client's deadline
+    assert figures.recovered_after_s >= 0 and figures.ok_after == 4, figures
+    assert figures.writes_acknowledged > 0 and figures.writes_lost == 0, figures
+    assert not figures.server_restarted
+
+
+def test_server_restart_behind_envoy_is_503_then_recovers(stack: Stack):
+    figures = server_restart(stack, restarts=1)
+    assert figures.unexpected == [], figures
+    assert figures.by_status[503] > 0 and figures.by_status[200] > 0, figures
+    assert figures.slowest_down_answer_s < 30, figures  # answered, not left hanging to the client's timeout
+    assert stack.healthy()
