@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -46,14 +47,15 @@ class RestFuzzFigures:
     schemathesis_rc: int = -1
 
 
-def rest_fuzz(stack: Stack, max_examples: int, folder: Path, seed: int = 1, timeout_s: float = 900) -> RestFuzzFigures:
+def rest_fuzz(stack: Stack, max_examples: int, folder: Path, seed: int = 1, timeout_s: float = 900,
+              phases: str = "examples,coverage,fuzzing") -> RestFuzzFigures:
     """schemathesis over every operation of /openapi.json through Envoy; every exchange is
     read back from its HAR report and judged here."""
     document = httpx.get(f"{stack.base_url}/openapi.json", timeout=30).json()
     har = folder / "schemathesis.har"
     argv = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{stack.base_url}/openapi.json",
             "--url", stack.base_url, "--checks", "not_a_server_error", "--max-examples", str(max_examples),
-            "--phases", "examples,coverage,fuzzing", "--seed", str(seed), "--workers", "1",
+            "--phases", phases, "--seed", str(seed), "--workers", "1",
             "--request-timeout", "60", "--no-color", "--report", "har", "--report-har-path", str(har)]
     proc = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=timeout_s)
     (folder / "schemathesis.out").write_text(proc.stdout + proc.stderr)
@@ -81,8 +83,6 @@ def _documented(document: dict, request: dict, status: int) -> bool:
     for template, item in document["paths"].items():
         pattern = "^/" + "/".join("[^/]+" if part.startswith("{") else part
                                   for part in template.strip("/").split("/")) + "$"
-        import re
-
         if re.match(pattern.replace("{", r"\{"), "/" + path):
             operation = item.get(request["method"].lower(), {})
             return str(status) in operation.get("responses", {})
@@ -231,8 +231,10 @@ class PgRestartFigures:
     server_restarted: bool = False
 
 
-def pg_restart(stack: Stack, pg: PrivatePostgres, outage_s: float, calls: int = 20) -> PgRestartFigures:
-    """Chat writes and reads while the database stops and starts again; llmserve keeps running."""
+def pg_restart(stack: Stack, pg: PrivatePostgres, outage_s: float, calls: int = 20,
+               workers: int = 1) -> PgRestartFigures:
+    """Chat writes and reads while the database stops and starts again (`workers` clients
+    calling throughout the outage); llmserve keeps running."""
     figures = PgRestartFigures()
     pid = stack.pid
     acknowledged: list[tuple[str, str]] = []
@@ -240,11 +242,15 @@ def pg_restart(stack: Stack, pg: PrivatePostgres, outage_s: float, calls: int = 
         chat = chat_grpc.ChatServiceStub(channel)
         lut = lut_grpc.LutServiceStub(channel)
 
+        lock = threading.Lock()
+
         def call(label: str) -> tuple[grpc.StatusCode, float]:
             started = time.monotonic()
-            figures.requests += 1
+            with lock:
+                figures.requests += 1
+                write = figures.requests % 2 == 0
             try:
-                if figures.requests % 2:
+                if not write:
                     lut.ListLuts(lut_pb.ListLutsRequest(), timeout=30)
                 else:
                     reply = chat.StartConversation(chat_pb.StartConversationRequest(
@@ -261,13 +267,22 @@ def pg_restart(stack: Stack, pg: PrivatePostgres, outage_s: float, calls: int = 
                 figures.unexpected.append(f"before the outage: {code.name}")
         pg.stop()
         outage_end = time.monotonic() + outage_s
-        while time.monotonic() < outage_end:
-            code, took = call("during")
-            figures.during[code.name] += 1
-            if code != grpc.StatusCode.OK:
-                figures.slowest_failure_s = max(figures.slowest_failure_s, took)
-            if code not in (grpc.StatusCode.UNAVAILABLE,):
-                figures.unexpected.append(f"during the outage: {code.name}")
+
+        def during() -> None:
+            while time.monotonic() < outage_end:
+                code, took = call("during")
+                with lock:
+                    figures.during[code.name] += 1
+                    if code != grpc.StatusCode.OK:
+                        figures.slowest_failure_s = max(figures.slowest_failure_s, took)
+                    if code != grpc.StatusCode.UNAVAILABLE:
+                        figures.unexpected.append(f"during the outage: {code.name}")
+
+        threads = [threading.Thread(target=during) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         pg.start()
         back = time.monotonic()
         while time.monotonic() - back < 60:

@@ -35,7 +35,7 @@ def stack(pg: PrivatePostgres, tiny_model_dir: Path, descriptor: Path,
 
 
 def test_grpc_fuzz_gets_no_internal_error_and_no_hang(stack: Stack):
-    figures = grpc_fuzz.fuzz(stack.target, examples_per_method=4, deadline_s=20, seed=19)
+    figures = grpc_fuzz.fuzz(stack.target, examples_per_method=10, deadline_s=20, seed=19)
     assert len(figures.by_method) == len(grpc_fuzz.unary_methods()), figures  # every unary RPC was called
     assert figures.faults == [], "\n".join(figures.faults)
     assert figures.hangs == [], "\n".join(figures.hangs)
@@ -43,7 +43,8 @@ def test_grpc_fuzz_gets_no_internal_error_and_no_hang(stack: Stack):
 
 
 def test_rest_fuzz_over_every_operation(stack: Stack, tmp_path: Path):
-    figures = rest_fuzz(stack, max_examples=2, folder=tmp_path, seed=19, timeout_s=300)
+    # The coverage phase alone sends ~5,000 requests: it runs in `make reliability`.
+    figures = rest_fuzz(stack, max_examples=3, folder=tmp_path, seed=19, timeout_s=300, phases="examples,fuzzing")
     assert figures.requests > figures.operations, figures
     assert figures.server_errors == [], figures.server_errors
     assert figures.bad_error_shape == [], figures.bad_error_shape
