@@ -83,11 +83,12 @@ class Stack:
                 f'{extra_config}\n[engine]\nmax_queued_requests = 512\n')
         if model_dir:
             text += f'[[models]]\nname = "tiny"\nsource = "huggingface"\npath = "{model_dir}"\n'
-        else:  # reuse the converted embedded model instead of converting it again
-            (folder / "data" / "models").mkdir(parents=True, exist_ok=True)
-            link = folder / "data" / "models" / "smollm2"
-            if not link.exists():
-                link.symlink_to(ROOT / "data" / "models" / "smollm2", target_is_directory=True)
+        # The embedded model (named by fuzzed requests too): reuse the converted copy
+        # instead of converting the GGUF again into this data folder.
+        (folder / "data" / "models").mkdir(parents=True, exist_ok=True)
+        link = folder / "data" / "models" / "smollm2"
+        if not link.exists():
+            link.symlink_to(ROOT / "data" / "models" / "smollm2", target_is_directory=True)
         self.config.write_text(text)
 
     @property
