@@ -7,11 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+import grpc
 import pytest
 
 from bench import grpc_fuzz
 from bench.reliability_scenarios import load_with_cancels, pg_restart, rest_fuzz, server_restart
 from bench.reliability_stack import PrivatePostgres, Stack
+from llmserve.sae.v1 import sae_service_pb2 as sae_pb
+from llmserve.sae.v1 import sae_service_pb2_grpc as sae_grpc
+from llmserve.specialist.v1 import specialist_service_pb2 as sp_pb
+from llmserve.specialist.v1 import specialist_service_pb2_grpc as sp_grpc
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,29 @@ def test_grpc_fuzz_gets_no_internal_error_and_no_hang(stack: Stack):
     assert figures.faults == [], "\n".join(figures.faults)
     assert figures.hangs == [], "\n".join(figures.hangs)
     assert stack.healthy()
+
+
+@pytest.mark.parametrize(("stub", "method", "request_message", "field"), [
+    (sae_grpc.SaeTrainingServiceStub, "ListTrainingJobs", sae_pb.ListTrainingJobsRequest(state=552), "state"),
+    (sae_grpc.SaeTrainingServiceStub, "CreateTrainingJob",
+     sae_pb.CreateTrainingJobRequest(model_name="tiny", corpus_file="c.txt", architecture=77), "architecture"),
+    (sp_grpc.SpecialistServiceStub, "Generate", sp_pb.GenerateRequest(prompt="Hi", routing_mode=53), "routing_mode"),
+    (sp_grpc.SpecialistServiceStub, "StreamGenerate", sp_pb.StreamGenerateRequest(prompt="Hi", routing_mode=1000),
+     "routing_mode"),
+    (sp_grpc.SpecialistServiceStub, "ListTrainingJobs", sp_pb.ListTrainingJobsRequest(state=9), "state"),
+])
+def test_unknown_enum_numbers_found_by_the_fuzzer_are_invalid_argument(stack: Stack, stub, method, request_message,
+                                                                       field):
+    # Proto3 enums are open: these numbers reach the server, which used to fail with
+    # INTERNAL (KeyError, ValueError) or silently ignore the filter.
+    with grpc.insecure_channel(stack.target) as channel:
+        call = getattr(stub(channel), method)
+        with pytest.raises(grpc.RpcError) as caught:
+            reply = call(request_message, timeout=30)
+            if method.startswith("Stream"):
+                list(reply)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert field in caught.value.details()
 
 
 def test_rest_fuzz_over_every_operation(stack: Stack, tmp_path: Path):
