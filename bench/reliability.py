@@ -19,7 +19,7 @@ from bench.reliability_scenarios import load_with_cancels, pg_restart, rest_fuzz
 from bench.reliability_stack import ROOT, PrivatePostgres, Stack
 
 OUT = ROOT / "bench" / "reliability.md"
-LONG = {"grpc_examples": 200, "rest_examples": 10, "streams": 64, "load_s": 240.0, "outage_s": 10.0,
+LONG = {"grpc_examples": 200, "rest_examples": 10, "streams": 64, "load_s": 200.0, "outage_s": 10.0,
         "pg_workers": 4, "restarts": 3}
 QUICK = {"grpc_examples": 10, "rest_examples": 3, "streams": 12, "load_s": 8.0, "outage_s": 3.0,
          "pg_workers": 1, "restarts": 1}
@@ -139,6 +139,10 @@ def run(sizes: dict, seed: int) -> tuple[list[dict], dict]:
         finally:
             stack.stop()
             pg.destroy()
+            # The server's log, for the tracebacks behind any INTERNAL in the table.
+            (ROOT / "build").mkdir(exist_ok=True)
+            if stack.log.exists():
+                (ROOT / "build" / "reliability-server.log").write_bytes(stack.log.read_bytes())
     return rows, extra
 
 
