@@ -15,7 +15,7 @@ SWAGGER_UI_VERSION := 5.32.0
 REDOC_VERSION := 2.5.0
 DOCS_ASSETS := build/docs/assets/.vendored-swagger-ui-$(SWAGGER_UI_VERSION)-redoc-$(REDOC_VERSION)
 
-.PHONY: install browser npm-install proto descriptor run serve envoy test test-fast bench bench-replicas eval-lut eval-json eval-sae eval-specialists clean
+.PHONY: install browser npm-install proto descriptor run serve envoy test test-fast bench bench-replicas reliability eval-lut eval-json eval-sae eval-specialists clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml requirements-torch.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,9 @@ test: install browser npm-install  ## every test: unit, storage (SQLite + Postgr
 
 test-fast: install browser npm-install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+reliability: install  ## fuzzing (REST, gRPC), load with cancels, PostgreSQL and server restarts -> bench/reliability.md (~10 min)
+	$(BIN)/python -m bench.reliability
 
 bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, start-up -> bench/*.md
 	$(BIN)/python -m bench.run

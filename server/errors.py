@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -136,6 +138,34 @@ def _is_abort(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AbortError)
 
 
+def reject_nul(message: Any, prefix: str = "") -> None:
+    """Refuse U+0000 in any string field: PostgreSQL cannot store it in text, and a name
+    or id holding it was an INTERNAL error deep in the store. Bytes fields may hold anything."""
+    if not isinstance(message, Message):
+        return  # a client stream's iterator: its messages are checked where they are read
+    for fd, value in message.ListFields():
+        name = f"{prefix}{fd.name}"
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            values = value if _repeated(fd) else [value]
+            if any("\x00" in v for v in values):
+                raise domain.InvalidArgument(name, "must not contain NUL (U+0000) characters")
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            if fd.message_type.GetOptions().map_entry:
+                for key, item in value.items():
+                    if "\x00" in str(key) or (isinstance(item, str) and "\x00" in item):
+                        raise domain.InvalidArgument(name, "must not contain NUL (U+0000) characters")
+                    if isinstance(item, Message):
+                        reject_nul(item, f"{name}.")
+            else:
+                for item in (value if _repeated(fd) else [value]):
+                    reject_nul(item, f"{name}.")
+
+
+def _repeated(fd: FieldDescriptor) -> bool:
+    flag = getattr(fd, "is_repeated", None)
+    return flag if flag is not None else fd.label == FieldDescriptor.LABEL_REPEATED
+
+
 def grpc_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap one servicer method (coroutine or async generator) so domain errors
     become statuses from the table."""
@@ -143,6 +173,7 @@ def grpc_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext):
             try:
+                reject_nul(request)
                 async for item in fn(self, request, context):
                     yield item
             except Exception as exc:  # noqa: BLE001 - translated by the table
@@ -154,6 +185,7 @@ def grpc_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def unary_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext):
         try:
+            reject_nul(request)
             return await fn(self, request, context)
         except Exception as exc:  # noqa: BLE001 - translated by the table
             if _is_abort(exc):

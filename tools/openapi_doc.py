@@ -156,8 +156,12 @@ class Builder:
             "summary": _clean(self.protos.comments.get(f"/{service}/{method.name}", "")).split("\n")[0],
             "description": _clean(self.protos.comments.get(f"/{service}/{method.name}", "")),
             "parameters": [],
-            "responses": {"default": {"description": "An error (google.rpc.Status as JSON).",
-                                      "content": {"application/json": {"schema": self.ref(".google.rpc.Status")}}}},
+            "responses": {"default": self._error("An error (google.rpc.Status as JSON)."),
+                          # Any call can meet these two, so each operation names them: clients retry.
+                          "429": self._error("RESOURCE_EXHAUSTED: the queue or a quota is full; retry after "
+                                             "the Retry-After header."),
+                          "503": self._error("UNAVAILABLE: a dependency (the database, a model, a trained "
+                                             "mixture) is not ready or not reachable; retry later.")},
         }
         fields = {f.name: f for f in request.field}
         for name in names:
@@ -185,6 +189,10 @@ class Builder:
         if not op["parameters"]:
             del op["parameters"]
         return op
+
+    def _error(self, description: str) -> dict[str, Any]:
+        return {"description": description,
+                "content": {"application/json": {"schema": self.ref(".google.rpc.Status")}}}
 
     def _response(self, method: descriptor_pb2.MethodDescriptorProto, rule: http_pb2.HttpRule) -> dict[str, Any]:
         output = method.output_type

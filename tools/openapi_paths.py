@@ -118,6 +118,15 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+def _retryable(error: str) -> dict[str, Any]:
+    """The 429 and 503 any call can meet (as every transcoded operation documents them)."""
+    content = {"application/json": {"schema": _ref(error)}}
+    return {"429": {"description": "The queue or a quota is full; retry after the Retry-After header.",
+                    "content": content},
+            "503": {"description": "A dependency (the database, a model) is not ready or not reachable; "
+                                   "retry later.", "content": content}}
+
+
 def _openai(summary: str, request: str, reply: str, chunk: str) -> dict[str, Any]:
     return {
         "tags": ["OpenAI"], "summary": summary,
@@ -127,7 +136,8 @@ def _openai(summary: str, request: str, reply: str, chunk: str) -> dict[str, Any
                     "content": {"application/json": {"schema": _ref(reply)},
                                 "text/event-stream": {"schema": STRING, "x-event": _ref(chunk)}}},
             "default": {"description": "OpenAI's error object (400 bad parameter, 401, 404 unknown model, 429).",
-                        "content": {"application/json": {"schema": _ref("openai.Error")}}}}}
+                        "content": {"application/json": {"schema": _ref("openai.Error")}}},
+            **_retryable("openai.Error")}}
 
 
 def _seed(summary: str, request: str, reply: str) -> dict[str, Any]:
@@ -139,7 +149,8 @@ def _seed(summary: str, request: str, reply: str) -> dict[str, Any]:
                                    "(multi-line text as several `data:` lines) and a last `data: [DONE]`.",
                     "content": {"application/json": {"schema": _ref(reply)}, "text/event-stream": {"schema": STRING}}},
             "default": {"description": "An error (google.rpc.Status as JSON).",
-                        "content": {"application/json": {"schema": _ref("google.rpc.Status")}}}}}
+                        "content": {"application/json": {"schema": _ref("google.rpc.Status")}}},
+            **_retryable("google.rpc.Status")}}
 
 
 def apply(paths: dict[str, dict[str, Any]], builder: Any) -> None:

@@ -5,17 +5,19 @@ reasons."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
 from google.protobuf.message import Message
 
 from llmserve.common.v1 import common_pb2
+from models.errors import InvalidArgument
 from models.sampling_policy import ALIASES, CONTROLS
 from models.types import FinishEvent, FinishReason, GenerationEvent, TokenEvent
 from server.call_context import record_generation
 from server.streams import in_band_errors
 
 M = TypeVar("M", bound=Message)
+V = TypeVar("V")
 
 FINISH_REASONS = {
     FinishReason.STOP_SEQUENCE: common_pb2.FINISH_REASON_STOP_SEQUENCE,
@@ -24,6 +26,15 @@ FINISH_REASONS = {
     FinishReason.CANCELLED: common_pb2.FINISH_REASON_CANCELLED,
     FinishReason.ERROR: common_pb2.FINISH_REASON_ERROR,
 }
+
+
+def enum_choice(table: Mapping[int, V], request: Message, field: str) -> V:
+    """What `table` maps the request's enum `field` to. Proto3 enums are open: any int32
+    arrives, so a number the table does not know is the caller's error, not a KeyError."""
+    number = getattr(request, field)
+    if number not in table:
+        raise InvalidArgument(field, f"unknown value {number}; known values are {sorted(table)}")
+    return table[number]
 
 
 def sampling_overrides(request: Message) -> dict[str, Any]:

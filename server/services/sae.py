@@ -21,13 +21,15 @@ from models.errors import InvalidArgument, LlmServeError
 from server.call_context import tenant
 from server.errors import servicer
 from server.services.binding import ServiceBinding, ServiceContext, full_name
-from server.services.convert import mirror
+from server.services.convert import enum_choice, mirror
 from server.streams import watch_stream
 
 VERSION = "1.2.0"
 STATES = {s: common_pb2.JobState.Value(f"JOB_STATE_{s.name}") for s in JobState}
 ARCHITECTURES = {pb.SAE_ARCHITECTURE_UNSPECIFIED: Architecture.TOPK, pb.SAE_ARCHITECTURE_TOPK: Architecture.TOPK,
                  pb.SAE_ARCHITECTURE_L1: Architecture.L1}
+JOB_STATE_FILTER = {v.number: JobState[v.name[len("JOB_STATE_"):]]
+                    for v in common_pb2.JobState.DESCRIPTOR.values if v.number}
 OPTIONAL = ("layer_number", "sparsity_coeff", "learning_rate", "batch_size", "max_epochs", "min_loss", "gpu_id",
             "max_sequence_length", "k")
 
@@ -40,7 +42,7 @@ def _params(request: pb.CreateTrainingJobRequest) -> TrainParams:
     if request.gpu_id and not hardware.gpus():
         raise InvalidArgument("gpu_id", "this server has no GPU: leave gpu_id unset (null)")
     return TrainParams(model_name=request.model_name, corpus_file=request.corpus_file,
-                       architecture=ARCHITECTURES[request.architecture], **values)
+                       architecture=enum_choice(ARCHITECTURES, request, "architecture"), **values)
 
 
 def _model_info(facts: ModelFacts, layer: int = 0) -> pb.ModelInfo:
@@ -139,7 +141,7 @@ class SaeTrainingServicer(pb_grpc.SaeTrainingServiceServicer):
             artifacts=mirror(r.artifacts, pb.SaeArtifacts))
 
     async def ListTrainingJobs(self, request: pb.ListTrainingJobsRequest, context) -> pb.ListTrainingJobsResponse:
-        state = JobState[common_pb2.JobState.Name(request.state)[len("JOB_STATE_"):]] if request.state else None
+        state = enum_choice(JOB_STATE_FILTER, request, "state") if request.state else None
         page, total = await self._jobs.list(tenant(), state, request.page_size, request.page_token)
         jobs = []
         for status in page.items:

@@ -18,7 +18,7 @@ from domain.specialist.service import SpecialistService, SpecialistView, State, 
 from models.errors import InvalidArgument, ResourceExhausted
 from server.errors import servicer
 from server.services.binding import ServiceBinding, full_name
-from server.services.convert import FINISH_REASONS, collect, sampling_overrides, token_stream, usage
+from server.services.convert import FINISH_REASONS, enum_choice, collect, sampling_overrides, token_stream, usage
 from server.streams import watch_stream
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ class SpecialistServicer(pb_grpc.SpecialistServiceServicer):
                                            training_job_id=job.record.job_id if job else "")
 
     async def _prepare(self, request):
-        return await self._service.prepare(request.prompt, sampling_overrides(request), ROUTING[request.routing_mode],
+        return await self._service.prepare(request.prompt, sampling_overrides(request),
+                                           enum_choice(ROUTING, request, "routing_mode"),
                                            request.force_specialist)
 
     async def Generate(self, request, context) -> pb.GenerateResponse:
@@ -158,7 +159,7 @@ class SpecialistServicer(pb_grpc.SpecialistServiceServicer):
         return pb.GetTrainingJobResponse(job=_job(await self._service.get_job(request.job_id)))
 
     async def ListTrainingJobs(self, request, context) -> pb.ListTrainingJobsResponse:
-        state = STATE_FILTER.get(request.state) if request.state else None
+        state = enum_choice(STATE_FILTER, request, "state") if request.state else None
         page = await self._service.list_jobs(state, request.page_size, request.page_token)
         return pb.ListTrainingJobsResponse(jobs=[_job(r) for r in page.items], next_page_token=page.next_page_token)
 
