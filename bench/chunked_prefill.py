@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import machine
+from bench import machine, report
 from bench.corpus import TEXT
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
@@ -155,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh.model = copy.deepcopy(loaded.model)
         results["modes"].append(asyncio.run(_mode(fresh, budget, arrival, args)))
         print(results["modes"][-1] | {"trials": "..."}, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    print(report.write(results, args.out, markdown))
     return 0
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import machine
+from bench import machine, report
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
 from models.loading import load_model
@@ -111,14 +110,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(results: dict[str, Any], out: Path) -> str:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    out.with_suffix(".md").write_text(text)
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fair_share", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                                "args": {k: v for k, v in vars(args).items() if k in ("streams", "busy_tokens", "repeats")}}
     results["off"] = asyncio.run(measure(False, loaded, args))
     results["on"] = asyncio.run(measure(True, loaded, args))
-    print(write(results, args.out))
+    print(report.write(results, args.out, markdown))
     return 0
 
 

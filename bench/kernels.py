@@ -13,7 +13,6 @@ in the caches as in a decode step (30 layers' weights do not fit them).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from bench import machine
+from bench import machine, report
 
 ROOT = Path(__file__).resolve().parent.parent
 # (in_features, out_features) of SmolLM2-135M's linears, and how many a step runs.
@@ -116,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"machine": machine.facts(), "idle": idle,
                "args": {"repeats": args.repeats, "copies": args.copies},
                "rows": measure(args.repeats, args.copies, not args.no_int8), "notes": args.notes}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    print(report.write(results, args.out, markdown))
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import json
 import math
 import time
 import warnings
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import machine
+from bench import machine, report
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT.parent / "shared" / "seeds"
@@ -230,11 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"machine": machine.facts(), "idle": idle, "source": source,
                "args": {"windows": args.windows, "window": args.window}, "rows": measure(loaded, windows),
                "outliers": activation_outliers(loaded.model.eval(), windows[0]), "notes": NOTES}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    print(report.write(results, args.out, markdown))
     return 0
 
 

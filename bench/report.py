@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 REFERENCE_32_TOK_S = 310.0
@@ -241,3 +244,12 @@ def _kvcache_lines(sections: dict[str, Any], profile: dict[str, Any]) -> list[st
             lines.append(f"\n{rows} rows: the engine makes {same / hf:.2f}x the tok/s of transformers' "
                          f"continuous batching on the same kernels, {ours / hf:.2f}x with packed linears.")
     return lines + [""]
+
+
+def write(results: dict[str, Any], out: Path, render: Callable[[dict[str, Any]], str]) -> str:
+    """Write `out`.json (the figures) and `out`.md (`render(results)`); returns the markdown."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    text = render(results)
+    out.with_suffix(".md").write_text(text)
+    return text

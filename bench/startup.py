@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import machine
+from bench import machine, report
 from bench.server_proc import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,11 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     idle = machine.idle_check()
     results = {"machine": machine.facts(), "idle": idle, "results": measure(args.runs), "notes": args.notes}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    print(report.write(results, args.out, markdown))
     return 0
 
 
