@@ -27,10 +27,6 @@ class DeviceThread:
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
-    @property
-    def ident(self) -> int | None:
-        return self._thread.ident
-
     def submit(self, fn: Callable[..., T], *args: Any) -> Future:
         future: Future = Future()
         self._jobs.put((future, fn, args))

@@ -210,7 +210,7 @@ class Scheduler:
                     del queues[tenant]
 
     def _admit(self, out: SchedulerOutput, budget: int) -> None:
-        for priority, queues in self._waiting.items():
+        for queues in self._waiting.values():
             while queues and budget > 0:
                 row = self._next_waiting(queues)
                 if len(self._active) >= self.max_batch_rows and not self._preempt_for(row, out):
@@ -221,10 +221,10 @@ class Scheduler:
                 # a big request for smaller ones could starve it forever.
                 if (len(self._active) + 1) * max(longest, row.reserved_len) > self.kv_cache_tokens:
                     return
-                queue = queues[self._queue_key(row)]
-                queue.popleft()
-                if not queue:
-                    del queues[self._queue_key(row)]
+                key = self._queue_key(row)
+                queues[key].popleft()
+                if not queues[key]:
+                    del queues[key]
                 self._queued_tokens -= row.prompt_len
                 end = min(row.prompt_len, budget)
                 budget -= end
