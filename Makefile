@@ -74,7 +74,7 @@ test: install browser npm-install  ## every test: unit, storage (SQLite + Postgr
 test-fast: install browser npm-install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-reliability: install  ## fuzzing (REST, gRPC), load with cancels, PostgreSQL and server restarts -> bench/reliability.md (~10 min)
+reliability: install  ## fuzzing (REST, gRPC), kill -9 during jobs, load with cancels, SIGTERM drain, PostgreSQL, Redis and server restarts, engine stall, hostile input -> bench/reliability.md (~15 min)
 	$(BIN)/python -m bench.reliability
 
 bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, start-up -> bench/*.md

@@ -30,6 +30,8 @@ from llmserve.generation.v1 import generation_service_pb2 as gen_pb
 from llmserve.generation.v1 import generation_service_pb2_grpc as gen_grpc
 from llmserve.lut.v1 import lut_service_pb2 as lut_pb
 from llmserve.lut.v1 import lut_service_pb2_grpc as lut_grpc
+from llmserve.specialist.v1 import specialist_service_pb2 as spec_pb
+from llmserve.specialist.v1 import specialist_service_pb2_grpc as spec_grpc
 
 # --- REST fuzzing -----------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class LoadFigures:
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
     rss_peak_mb: float = 0.0
+    rss_samples_mb: list[float] = field(default_factory=list, repr=False)
     inter_token_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -124,12 +127,21 @@ class LoadFigures:
         values = sorted(self.inter_token_ms)
         return values[min(len(values) - 1, int(len(values) * 0.99))] if values else 0.0
 
+    @property
+    def rss_second_half_growth_mb(self) -> float:
+        """Growth over the soak's second half: start-up allocations (KV, caches, arenas) are
+        over by then, so what still grows there is what a leak would look like."""
+        half = self.rss_samples_mb[len(self.rss_samples_mb) // 2:]
+        return max(half) - half[0] if half else 0.0
 
-def load_with_cancels(stack: Stack, streams: int, duration_s: float, seed: int = 0) -> LoadFigures:
-    return asyncio.run(_load(stack, streams, duration_s, seed))
+
+def load_with_cancels(stack: Stack, streams: int, duration_s: float, seed: int = 0,
+                      specialist: str = "") -> LoadFigures:
+    """`specialist` names a trained specialist to mix in; none when empty."""
+    return asyncio.run(_load(stack, streams, duration_s, seed, specialist))
 
 
-async def _load(stack: Stack, streams: int, duration_s: float, seed: int) -> LoadFigures:
+async def _load(stack: Stack, streams: int, duration_s: float, seed: int, specialist: str) -> LoadFigures:
     figures = LoadFigures(streams=streams)
     rng = random.Random(seed)
     server = psutil.Process(stack.pid)
@@ -137,6 +149,7 @@ async def _load(stack: Stack, streams: int, duration_s: float, seed: int) -> Loa
         gen = gen_grpc.GenerationServiceStub(channel)
         lut = lut_grpc.LutServiceStub(channel)
         chat = chat_grpc.ChatServiceStub(channel)
+        spec = spec_grpc.SpecialistServiceStub(channel)
         lut_name = f"load-{uuid.uuid4().hex[:8]}"
         await lut.TrainLut(lut_pb.TrainLutRequest(label="Paris", label_context="The capital of France is",
                                                   lut_name=lut_name), timeout=60)
@@ -176,9 +189,15 @@ async def _load(stack: Stack, streams: int, duration_s: float, seed: int) -> Loa
                     figures.unexpected.append(f"stream ({fate}): {exc.code().name} {exc.details()}")
 
         async def mixed_once(worker_rng: random.Random) -> None:
-            kind = worker_rng.choice(["lut", "chat_json"])
+            kind = worker_rng.choice(["lut", "chat_json", "specialist"] if specialist else ["lut", "chat_json"])
             try:
-                if kind == "lut":
+                if kind == "specialist":
+                    # The gates route: the mixture of the base and the trained specialist runs.
+                    reply = await spec.Generate(spec_pb.GenerateRequest(prompt="Invoices are due", max_new_tokens=4),
+                                                timeout=120)
+                    if specialist not in reply.specialists:
+                        figures.unexpected.append(f"specialist: routed to {list(reply.specialists)}")
+                elif kind == "lut":
                     await lut.Generate(lut_pb.GenerateRequest(prompt="The capital of France is", lut_name=lut_name,
                                                               max_new_tokens=4), timeout=120)
                 else:
@@ -200,7 +219,8 @@ async def _load(stack: Stack, streams: int, duration_s: float, seed: int) -> Loa
 
         async def sample_rss() -> None:
             while time.monotonic() < stop_at:
-                figures.rss_peak_mb = max(figures.rss_peak_mb, server.memory_info().rss / 2**20)
+                figures.rss_samples_mb.append(server.memory_info().rss / 2**20)
+                figures.rss_peak_mb = max(figures.rss_peak_mb, figures.rss_samples_mb[-1])
                 await asyncio.sleep(1)
 
         await asyncio.gather(sample_rss(), *(worker(i) for i in range(streams)))

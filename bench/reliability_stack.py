@@ -64,11 +64,47 @@ class PrivatePostgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class PrivateRedis:
+    """A redis-server of our own (the machine's shared one must keep running for others)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = envoy_config.free_port()
+        self.folder = folder
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
+                                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                      "--dir", str(self.folder)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """kill -9, as a crash or an evicted pod: nothing is flushed."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
 class Stack:
     """llmserve (tiny or real model) as a process on a fixed port, Envoy in front."""
 
     def __init__(self, folder: Path, model_dir: Path | None, database_url: str = "", descriptor: Path | None = None,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", redis_url: str = "") -> None:
         self.folder = folder
         self.grpc_port = envoy_config.free_port()
         self.metrics_port = envoy_config.free_port()
@@ -79,8 +115,8 @@ class Stack:
         model = ('default_model = "tiny"\n' if model_dir else 'default_model = "smollm2"\n')
         self.config = folder / "llmserve.toml"
         text = (f'{model}host = "127.0.0.1"\nport = {self.grpc_port}\ndata_dir = "{folder / "data"}"\n'
-                f'database_url = "{database_url}"\ngrace_period_s = 1.0\nmetrics.port = {self.metrics_port}\n'
-                f'{extra_config}\n[engine]\nmax_queued_requests = 512\n')
+                f'database_url = "{database_url}"\nredis_url = "{redis_url}"\ngrace_period_s = 15.0\n'
+                f'metrics.port = {self.metrics_port}\n{extra_config}\n[engine]\nmax_queued_requests = 512\n')
         if model_dir:
             text += f'[[models]]\nname = "tiny"\nsource = "huggingface"\npath = "{model_dir}"\n'
         # The embedded model (named by fuzzed requests too): reuse the converted copy

@@ -4,8 +4,6 @@ keep working without it, and nothing written meanwhile is lost or read stale aft
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -14,49 +12,16 @@ import grpc
 import pytest
 import redis
 
+from bench.reliability_stack import PrivateRedis
 from domain.tenancy.config import AuthConfig, QuotaLimits
 from domain.secret import Secret
 from llmserve.chat.v1 import chat_service_pb2 as pb
 from llmserve.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from tools.envoy_config import free_port
 from tests.support import make_settings, running, tiny_specs
 
 pytestmark = pytest.mark.redis
 
 ADMIN = "admin-secret-for-faults"
-
-
-class PrivateRedis:
-    """A redis-server of this test's own (the shared one must keep running for others)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.folder = folder
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port),
-                                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                      "--dir", str(self.folder)], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
-                return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
 
 
 async def test_chat_and_quotas_keep_working_while_redis_is_down(tmp_path: Path, tiny_model_dir: Path):

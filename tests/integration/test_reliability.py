@@ -1,6 +1,8 @@
 """The short version of `make reliability` (bench/reliability.py): the same scenarios on
 the tiny model against the real stack (llmserve as its own process, Envoy, a private
-PostgreSQL this module starts and restarts), sized to run in well under a minute each."""
+PostgreSQL this module starts and restarts), sized to run in well under a minute each. The kill -9, Redis and engine-stall
+rows have their short versions in test_job_durability.py and test_lut_durability.py,
+test_dependency_faults.py and test_observability.py."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import grpc
 import pytest
 
 from bench import grpc_fuzz
+from bench.reliability_faults import hostile_input, sigterm_drain
 from bench.reliability_scenarios import load_with_cancels, pg_restart, rest_fuzz, server_restart
 from bench.reliability_stack import PrivatePostgres, Stack
 import httpx
@@ -122,4 +125,21 @@ def test_server_restart_behind_envoy_is_503_then_recovers(stack: Stack):
     assert figures.unexpected == [], figures
     assert figures.by_status[503] > 0 and figures.by_status[200] > 0, figures
     assert figures.slowest_down_answer_s < 30, figures  # answered, not left hanging to the client's timeout
+    assert stack.healthy()
+
+
+def test_sigterm_lets_every_stream_in_flight_finish(stack: Stack):
+    figures = sigterm_drain(stack, streams=4)
+    assert figures.in_flight_at_sigterm > 0, figures
+    assert figures.finished_whole == figures.streams and not figures.cut, figures
+    assert figures.refused_after_sigterm == "UNAVAILABLE", figures
+    assert figures.exit_code == 0, figures
+    assert stack.healthy()  # restarted by the scenario
+
+
+def test_hostile_input_is_refused_and_many_entries_are_kept(stack: Stack):
+    figures = hostile_input(stack, big_lut=200, clients=10, per_client=5)
+    assert figures.unexpected == [], figures.unexpected
+    assert figures.big_lut_entries == 200 and figures.big_lut_generate_ok, figures
+    assert figures.concurrent_acknowledged == 50 and figures.concurrent_lost == 0, figures
     assert stack.healthy()
