@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     results = _merge(out_base, args, profile, run_id, started, facts, idle, sections, timed.durations)
     from bench import report
 
-    results["targets"] = report.targets(results["sections"])
+    results["targets"] = report.targets(results["sections"], report.side_results(BENCH))
     results["run"]["json_name"] = Path(f"{out_base}.json").name
     Path(f"{out_base}.json").parent.mkdir(parents=True, exist_ok=True)
     Path(f"{out_base}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
@@ -332,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for t in results["targets"]:
         value = "n/a" if t["value"] is None else f"{t['value']:.2f}"
-        met = "not measured" if t["met"] is None else ("yes" if t["met"] else "NO")
+        met = "not measured" if t["met"] is None else t["met"] if isinstance(t["met"], str) else (
+            "yes" if t["met"] else "NO")
         print(f"  {t['target']:<55} {value:>8}  (required {t['required']}): {met}  [{t['detail']}]")
     return 0
 
