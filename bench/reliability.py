@@ -49,6 +49,10 @@ NOTES = [
     "- The REST fuzzer met a 503 the OpenAPI document did not name (POST /v1/specialists:inspectGates before any "
     "mixture is trained). Every operation now documents 429 and 503, which any call can meet (queue full, "
     "database down) (test_every_operation_documents_its_503_and_429).",
+    "- Exporting a LUT of 10,000 entries (13.4 MB) over gRPC failed in the client: RESOURCE_EXHAUSTED, gRPC's "
+    "default 4 MiB limit on a received message, while the server allows 64 MiB. llmserve's Python clients "
+    "(blocking and asyncio) now set the server's limits on their channels unless told otherwise "
+    "(tests/clients/test_python_client.py::test_a_lut_export_past_four_mebibytes_reaches_both_clients).",
     "",
     "Limits of these figures: the RSS bound covers one soak of the length above, not a day; the model is a "
     "2-layer random llama (the mechanics, not the text, are under test).",

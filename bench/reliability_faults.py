@@ -435,7 +435,9 @@ def hostile_input(stack: Stack, big_lut: int, clients: int = 10, per_client: int
         status = http.post("/v1/chat/schemas", json={"name": f"C{uuid.uuid4().hex[:8]}",
                                                      "json_schema": json.dumps(cyclic)}).status_code
         figures.expect("cyclic $ref schema -> 200 or 400, never 5xx", status, (200, 400))
-    with grpc.insecure_channel(stack.target) as channel:
+    # The server's message limits (a 10,000-entry export is ~13 MB), as llmserve's clients set them.
+    limits = [("grpc.max_receive_message_length", 64 * 2**20), ("grpc.max_send_message_length", 64 * 2**20)]
+    with grpc.insecure_channel(stack.target, options=limits) as channel:
         sae = sae_grpc.SaeTrainingServiceStub(channel)
         for name in ("../../etc/passwd", "a/b.txt", ".hidden", "é" * 251 + ".txt"):
             try:

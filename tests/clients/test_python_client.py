@@ -230,3 +230,26 @@ async def test_specialists_added_trained_and_used(client: llmserve.AsyncClient, 
     assert reply.usage.completion_tokens == 3
     stream = client.specialists.stream_generate("The river", max_new_tokens=3)
     assert await stream.text() == stream.final.text
+
+
+async def test_a_lut_export_past_four_mebibytes_reaches_both_clients(client: llmserve.AsyncClient, client_app,
+                                                                    tenant_key: str):
+    from domain.lut import codec
+    from llmserve.lut.v1 import lut_service_pb2 as lut_pb
+
+    # gRPC's default receive limit is 4 MiB; a LUT of thousands of facts exports more than that.
+    entries = [codec.ExportedEntry(f"fact {i}", None, "opaque", bytes([i % 251]) * 30_000) for i in range(160)]
+    blob = codec.encode_export("tiny", entries)
+    assert len(blob) > 4 * 2**20
+    await client.stubs.lut.ImportLut(lut_pb.ImportLutRequest(lut_name="big", model="tiny", data=blob),
+                                     metadata=(("authorization", f"Bearer {tenant_key}"),))
+    exported = await client.stubs.lut.ExportLut(lut_pb.ExportLutRequest(lut_name="big", model="tiny"),
+                                                metadata=(("authorization", f"Bearer {tenant_key}"),))
+    assert exported.data == blob
+
+    def blocking() -> bytes:
+        with llmserve.Client(target(client_app), api_key=tenant_key) as blocking_client:
+            return blocking_client.stubs.lut.ExportLut(lut_pb.ExportLutRequest(lut_name="big", model="tiny"),
+                                                       metadata=(("authorization", f"Bearer {tenant_key}"),)).data
+
+    assert await asyncio.to_thread(blocking) == blob

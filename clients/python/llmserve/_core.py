@@ -81,6 +81,19 @@ class Deadline:
         return None if self._end is None else max(0.0, self._end - time.monotonic())
 
 
+MESSAGE_LIMIT_BYTES = 64 * 1024 * 1024
+"""The server's own limit on a message each way: a LUT export of thousands of entries is
+past gRPC's default of 4 MiB for what a client receives."""
+
+
+def channel_options(given: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The caller's channel options, with message limits matching the server's unless given."""
+    named = {name for name, _ in given}
+    limits = [(name, MESSAGE_LIMIT_BYTES) for name in ("grpc.max_receive_message_length",
+                                                        "grpc.max_send_message_length") if name not in named]
+    return [*limits, *given]
+
+
 def credentials(tls: bool | grpc.ChannelCredentials) -> grpc.ChannelCredentials | None:
     """None for plaintext; the system roots for `tls=True`; or the credentials given."""
     if tls is True:

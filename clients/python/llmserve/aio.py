@@ -385,8 +385,9 @@ class AsyncClient:
                  metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
                  channel_options: Sequence[tuple[str, Any]] = ()) -> None:
         creds = _core.credentials(tls)
-        self.channel = (grpc.aio.secure_channel(target, creds, options=channel_options) if creds
-                        else grpc.aio.insecure_channel(target, options=channel_options))
+        options = _core.channel_options(channel_options)
+        self.channel = (grpc.aio.secure_channel(target, creds, options=options) if creds
+                        else grpc.aio.insecure_channel(target, options=options))
         self.stubs = Stubs(self.channel)
         self._call = _AsyncInvoker(_core.call_metadata(api_key, metadata), retry, timeout, stream_timeout)
         self.lut = Luts(self.stubs, self._call)

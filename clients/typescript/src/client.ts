@@ -43,6 +43,9 @@ export interface ClientOptions {
   channelOptions?: ChannelOptions;
 }
 
+/** The server's limit on one message each way (64 MiB). */
+export const MESSAGE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 /** The typed @grpc/grpc-js clients of every service, for calls the wrapper does not cover. */
 export interface Stubs {
   generation: generation.GenerationServiceClient;
@@ -297,7 +300,12 @@ export class Client {
   constructor(target = "127.0.0.1:50051", options: ClientOptions = {}) {
     const tls = options.tls ?? false;
     const creds = tls === true ? credentials.createSsl() : tls === false ? credentials.createInsecure() : tls;
-    const channel = options.channelOptions ?? {};
+    // The server's message limits: a LUT export of thousands of entries is past grpc-js's 4 MiB default.
+    const channel: ChannelOptions = {
+      "grpc.max_receive_message_length": MESSAGE_LIMIT_BYTES,
+      "grpc.max_send_message_length": MESSAGE_LIMIT_BYTES,
+      ...(options.channelOptions ?? {}),
+    };
     this.stubs = {
       generation: new generation.GenerationServiceClient(target, creds, channel),
       lut: new lut.LutServiceClient(target, creds, channel),

@@ -6,7 +6,7 @@ const { randomUUID } = require("node:crypto");
 const net = require("node:net");
 const { after, test } = require("node:test");
 
-const { Client, Code, LlmserveError, NO_RETRY, admin, common } = require("../dist/index.js");
+const { Client, Code, LlmserveError, NO_RETRY, admin, common, lut } = require("../dist/index.js");
 
 const target = process.env.LLMSERVE_TARGET;
 const apiKey = process.env.LLMSERVE_API_KEY;
@@ -117,6 +117,16 @@ test("a LUT taught a fact, then used", async () => {
   const reply = await client.lut.generate("User: What is TLG Capital?\nAssistant:", { lutName: "u1", maxNewTokens: 4 });
   assert.equal(reply.lutName, "u1");
   assert.ok(reply.fullText.startsWith(reply.prompt));
+});
+
+test("a LUT export past grpc-js's default 4 MiB arrives whole", async () => {
+  const name = process.env.LLMSERVE_BIG_LUT;
+  const bytes = Number(process.env.LLMSERVE_BIG_LUT_BYTES);
+  assert.ok(name && bytes > 4 * 1024 * 1024, "pytest imports a large LUT first");
+  const reply = await client.call(client.stubs.lut, client.stubs.lut.exportLut,
+                                  lut.ExportLutRequest.fromPartial({ lutName: name, model: "tiny" }));
+  assert.equal(reply.data.length, bytes);
+  assert.equal(reply.entryCount, 160);
 });
 
 test("a chat session with a JSON-schema reply", async () => {
