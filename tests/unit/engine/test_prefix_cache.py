@@ -6,15 +6,22 @@ system prompt, chunked prompts), and rows whose hooks edit hidden states stay ou
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
 import torch
 from engine_testlib import collect
 
+from models.engine.config import EngineConfig
+from models.engine.engine import Engine
 from models.engine.kv_cache import SlotKVCache
 from models.engine.prefix_cache import PrefixCache, PrefixIndex
+from models.generation import ChatTurn, chat_prompt_ids
+from models.loading import load_model
+from models.registry import default_specs
 from models.sampling_policy import SamplingParams
 from models.types import RowHook
+from tests.support import MODEL_CACHE
 
 B = 4  # tokens per block in the structure tests
 
@@ -210,3 +217,50 @@ async def test_a_prompt_extending_a_finished_row_reuses_its_generated_tokens_kv(
     assert engine._worker.prefix_cache.stats.hit_tokens >= 16
     cold = make_engine(prefix_cache=False)
     assert again[0] == (await collect(cold, prompt + first[0][:6], GREEDY))[0]
+
+
+# ---- the real model -------------------------------------------------------------------
+
+REAL_SYSTEM = "You are a concise assistant. Answer in one or two sentences."
+REAL_TURNS = ["What is the capital of France?", "And of Italy?", "Which of the two is larger?",
+              "Name a river in each."]
+REAL_QUESTIONS = ["What is 2 + 2?", "Name a primary colour.", "What do bees make?"]
+
+
+async def _real_session(engine, tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """A 4-turn chat (replies go back as text through the chat template, as a chat client
+    does), then three concurrent questions under the same system prompt."""
+    turns = [ChatTurn("system", REAL_SYSTEM)]
+    chat = []
+    params = SamplingParams(max_new_tokens=24, temperature=0.0)
+    for text in REAL_TURNS:
+        turns.append(ChatTurn("user", text))
+        tokens, _, _ = await collect(engine, chat_prompt_ids(tokenizer, turns), params)
+        chat.append(tokens)
+        turns.append(ChatTurn("assistant", tokenizer.decode(tokens, skip_special_tokens=True)))
+    prompts = [chat_prompt_ids(tokenizer, [ChatTurn("system", REAL_SYSTEM), ChatTurn("user", q)])
+               for q in REAL_QUESTIONS]
+    concurrent = await asyncio.gather(*(collect(engine, ids, params) for ids in prompts))
+    return chat, [c[0] for c in concurrent]
+
+
+@pytest.mark.slow
+async def test_smollm2_chat_and_shared_system_prompt_with_the_cache_equal_cold_prefill():
+    loaded = load_model(next(s for s in default_specs() if s.source == "embedded"), MODEL_CACHE)
+    results, hits = [], []
+    for enabled in (False, True):
+        engine = Engine(copy.deepcopy(loaded.model), loaded.tokenizer, EngineConfig(prefix_cache=enabled),
+                        device=loaded.device)
+        engine.start()
+        try:
+            results.append(await _real_session(engine, loaded.tokenizer))
+            cache = engine._worker.prefix_cache
+            hits.append(0 if cache is None else cache.stats.hit_tokens)
+        finally:
+            engine.stop()
+    (cold_chat, cold_shared), (warm_chat, warm_shared) = results
+    decode = loaded.tokenizer.decode
+    assert [decode(t) for t in warm_chat] == [decode(t) for t in cold_chat]
+    assert warm_chat == cold_chat and warm_shared == cold_shared
+    assert "Paris" in decode(cold_chat[0])  # the real model, answering
+    assert hits[1] > 100  # later turns and the concurrent questions really reused KV
