@@ -314,6 +314,7 @@ class Engine:
             if stream is not None and not stream.done:
                 outbox.put(stream, stream.finish_event(FinishReason.ERROR, message))
                 finished.append(rid)
+        self._worker.keep_kv(finished)
         self._retire(finished)
 
     def _fail_rows(self, sched: SchedulerOutput, exc: Exception, outbox: Outbox) -> None:

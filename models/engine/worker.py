@@ -14,8 +14,9 @@ then at most one row whose prompt is still being prefilled in chunks.
 
 Prefix cache (`prefix_cache.py`): the scheduler asks `reserve_prefix` when it admits a row
 and prefills from the returned position; the worker copies the cached blocks into the
-row's slot in the same step, and stores a row's KV when its prompt is complete and when
-it leaves its slot (finished, cancelled, preempted), before slots are compacted.
+row's slot in the same step, and stores a row's KV when its prompt is complete, when it
+finishes (`keep_kv`, before the next step's admissions look) and when it leaves its slot
+(cancelled, preempted), before slots are compacted.
 """
 
 from __future__ import annotations
@@ -177,6 +178,15 @@ class Worker:
             row.length = hit.tokens
             for hook in row.hooks:
                 hook.on_prefix_cached(hit.tokens)
+
+    @torch.inference_mode()
+    def keep_kv(self, request_ids: list[str]) -> None:
+        """Store the KV of rows that just finished now, so a request admitted at the next
+        step (a chat's next turn) finds it; their slots are freed at that step."""
+        for rid in request_ids:
+            row = self._by_id.get(rid)
+            if row is not None:
+                self._store(row, row.length)
 
     def _store(self, row: _Row, length: int) -> None:
         if self.prefix_cache is not None and row.prefix is not None and length:
