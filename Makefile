@@ -77,13 +77,14 @@ test-fast: install browser npm-install
 reliability: install  ## fuzzing (REST, gRPC), load with cancels, PostgreSQL and server restarts -> bench/reliability.md (~10 min)
 	$(BIN)/python -m bench.reliability
 
-bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, start-up -> bench/*.md
+bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, prefix cache, start-up -> bench/*.md
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.fair_share
 	$(BIN)/python -m bench.replicas
 	$(BIN)/python -m bench.perplexity
 	$(BIN)/python -m bench.kernels
 	$(BIN)/python -m bench.chunked_prefill
+	$(BIN)/python -m bench.prefix_cache
 	$(BIN)/python -m bench.startup
 
 bench-replicas: install descriptor  ## one replica against two (PostgreSQL, Redis, Envoy) -> bench/replicas.md
