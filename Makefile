@@ -77,8 +77,9 @@ test-fast: install browser npm-install
 reliability: install  ## fuzzing (REST, gRPC), kill -9 during jobs, load with cancels, SIGTERM drain, PostgreSQL, Redis and server restarts, engine stall, hostile input -> bench/reliability.md (~15 min)
 	$(BIN)/python -m bench.reliability
 
-bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, start-up -> bench/*.md
+bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, prefix cache, start-up -> bench/*.md
 	$(BIN)/python -m bench.chunked_prefill
+	$(BIN)/python -m bench.prefix_cache
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.fair_share

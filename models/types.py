@@ -11,7 +11,8 @@ in this order within a step):
 * `on_hidden(layer, hidden)`: called during every forward pass that includes this
   row, once per requested layer, with `hidden` = this row's slice of that layer's
   output, shape [1, q, hidden_size]: q = the prompt-chunk length during prefill
-  (chunks arrive in order and cover the whole prompt), q = 1 for each decode step.
+  (chunks arrive in order and cover the whole prompt, or its part after the tokens taken
+  from the prefix cache: see `on_prefix_cached`), q = 1 for each decode step.
   Return None to leave it, or a tensor of the same shape to replace this row's hidden
   states (other rows are never affected). The tensor is a view into the batch: copy it
   (`.clone()`/`.cpu()`) if you keep it.
@@ -24,6 +25,15 @@ in this order within a step):
   output complete; the token itself is kept).
 * `on_finish(reason)`: called once when the row ends for any reason (also cancellation
   and errors), to release per-row state.
+* `prefix_reuse()`: whether this row may share KV with the engine's prefix cache (read
+  when the row is admitted). Hooks with no `layers` never see or change the forward and
+  are ignored. For hooks with layers the default, None, keeps the row out of the cache
+  (its hidden states may be edited, or every prompt token must be seen). A hook returns
+  (key, limit) to opt in: the KV its row computes depends only on the tokens and on `key`
+  (None: exactly the base model's, e.g. a hook that only reads), and the row may skip
+  the prefill of at most `limit` leading prompt tokens; rows share KV only under equal keys.
+* `on_prefix_cached(tokens)`: the first `tokens` prompt tokens came from the prefix
+  cache; `on_hidden` will see prefill chunks from that position on. Called before them.
 * `kind` and `fired()`: what metrics call the hook ("lut", "json_grammar", ...) and whether
   it changed this row's output (a LUT fact fired); read when the row ends.
 
@@ -37,7 +47,7 @@ from __future__ import annotations
 import contextvars
 import enum
 import itertools
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -78,6 +88,12 @@ class RowHook:
 
     def fired(self) -> bool:
         return False
+
+    def prefix_reuse(self) -> tuple[Hashable, int] | None:
+        return None
+
+    def on_prefix_cached(self, tokens: int) -> None:
+        return None
 
     def on_hidden(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
         return None

@@ -90,6 +90,12 @@ class Metrics:
                                  "(lut, json_grammar, specialist).", ("model", "kind"), registry=r)
         self.hook_firings = Counter("llmserve_hook_firings", "Generations whose hook changed the output "
                                     "(a LUT fact fired).", ("model", "kind"), registry=r)
+        self.prefix_lookups = Counter("llmserve_prefix_cache_lookups", "Admitted generations that could use the "
+                                      "prefix cache, by result (hit: some prompt KV was reused).",
+                                      ("model", "result"), registry=r)
+        self.prefix_tokens = Counter("llmserve_prefix_cache_prompt_tokens", "Prompt tokens of those generations, "
+                                     "by source (cache: KV reused, prefill: computed).", ("model", "source"),
+                                     registry=r)
         self._http: Any = None
 
     def observer(self, model: str) -> EngineObserver:
@@ -160,6 +166,8 @@ class _ModelObserver:
         self._prompt_len, self._completion_len = m.prompt_len.labels(model), m.completion_len.labels(model)
         self._prompt_tokens, self._generation_tokens = m.prompt_tokens.labels(model), m.generation_tokens.labels(model)
         self._cancellations = m.cancellations.labels(model)
+        self._hits, self._misses = m.prefix_lookups.labels(model, "hit"), m.prefix_lookups.labels(model, "miss")
+        self._cached, self._computed = m.prefix_tokens.labels(model, "cache"), m.prefix_tokens.labels(model, "prefill")
         self._metrics, self._model = m, model
 
     def step(self, record: StepRecord) -> None:
@@ -169,6 +177,11 @@ class _ModelObserver:
 
     def queue_wait(self, seconds: float) -> None:
         self._wait.observe(seconds)
+
+    def prefix_lookup(self, prompt_tokens: int, cached_tokens: int) -> None:
+        (self._hits if cached_tokens else self._misses).inc()
+        self._cached.inc(cached_tokens)
+        self._computed.inc(prompt_tokens - cached_tokens)
 
     def first_token(self, seconds: float) -> None:
         self._ttft.observe(seconds)
@@ -233,10 +246,18 @@ class _SnapshotCollector(Collector):
             "bytes": GaugeMetricFamily("llmserve_kv_cache_bytes", "KV cache memory allocated.", labels=["model"]),
             "background": GaugeMetricFamily("llmserve_background_jobs", "Background units queued on the engine "
                                             "(training, activation extraction).", labels=["model"]),
+            "prefix_tokens": GaugeMetricFamily("llmserve_prefix_cache_tokens", "Tokens whose KV the prefix cache "
+                                               "holds.", labels=["model"]),
+            "prefix_total": GaugeMetricFamily("llmserve_prefix_cache_tokens_total", "Prefix cache capacity in "
+                                              "tokens (0: off).", labels=["model"]),
+            "prefix_bytes": GaugeMetricFamily("llmserve_prefix_cache_bytes", "Prefix cache memory allocated.",
+                                              labels=["model"]),
             "hooks": GaugeMetricFamily("llmserve_hook_rows_running", "Generations in flight carrying a row hook, "
                                        "by kind (json_grammar: grammar-constrained rows).", labels=["model", "kind"]),
         }
         steps = CounterMetricFamily("llmserve_engine_steps", "Engine steps that ran the model.", labels=["model"])
+        evicted = CounterMetricFamily("llmserve_prefix_cache_evicted_tokens", "Tokens evicted from the prefix "
+                                      "cache (least recently used) to make room.", labels=["model"])
         for name in self._manager.registry.names():
             runtime = self._manager.loaded(name)
             if runtime is None:
@@ -246,13 +267,16 @@ class _SnapshotCollector(Collector):
                                ("waiting_tokens", s.queued_tokens), ("slots_used", s.kv_slots_used),
                                ("slots_total", s.kv_slots_total), ("tokens_used", s.kv_tokens_reserved),
                                ("tokens_total", s.kv_tokens_total), ("bytes", s.kv_cache_bytes),
-                               ("background", s.background_jobs)):
+                               ("background", s.background_jobs), ("prefix_tokens", s.prefix_cache_tokens),
+                               ("prefix_total", s.prefix_cache_tokens_total), ("prefix_bytes", s.prefix_cache_bytes)):
                 gauges[key].add_metric([name], value)
             for kind, rows in s.hook_rows:
                 gauges["hooks"].add_metric([name, kind], rows)
             steps.add_metric([name], s.steps)
+            evicted.add_metric([name], s.prefix_cache_evicted_tokens)
         yield from gauges.values()
         yield steps
+        yield evicted
 
     def _training_jobs(self) -> Iterator[Any]:
         by_state = GaugeMetricFamily("llmserve_training_jobs", "Training jobs by kind and state (every tenant).",

@@ -3,6 +3,8 @@ fact fires, steers decoding along the fact's label (kNN-LM style interpolation).
 
 It changes nothing unless a fact fired: `on_hidden` only reads, and `on_logits`
 returns the logits untouched, so a non-firing row decodes exactly like the base model.
+For the same reason its row shares the base model's prefix-cache KV, up to its first
+content token (the ones it must see).
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ class LutHook(RowHook):
         self._pos = 0  # next label token to emit
         self.fired_fact: int | None = None
         self.score: float | None = None
+
+    def prefix_reuse(self) -> tuple[None, int]:
+        # on_hidden only reads, so the row's KV is the base model's; prompt tokens before
+        # the first content position are never matched and may come from the prefix cache.
+        return None, min(self._content, default=self._prompt_len)
+
+    def on_prefix_cached(self, tokens: int) -> None:
+        self._seen = tokens
 
     def on_hidden(self, layer: int, hidden: torch.Tensor) -> None:
         if self._seen >= self._prompt_len:

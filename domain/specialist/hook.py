@@ -27,6 +27,12 @@ class SpecialistHook(RowHook):
         self._forced = forced
         self._state = PrefixState()
 
+    def prefix_reuse(self) -> tuple[None, int] | None:
+        # The generalist alone (forced 0) is exactly the base model. Any other mixture edits
+        # hidden states through a running prefix state that cached KV does not restore, so
+        # its rows stay out of the prefix cache.
+        return (None, 1 << 62) if self._forced == 0 else None
+
     def on_hidden(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
         out, _ = self.mixture.apply(layer, hidden, self._state, self._routing, self._forced)
         return out

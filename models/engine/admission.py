@@ -38,6 +38,14 @@ class EngineStats:
     kv_tokens_total: int = 0
     hook_rows: tuple[tuple[str, int], ...] = ()
     """(RowHook kind, rows in flight carrying one), e.g. grammar-constrained rows."""
+    prefix_cache_tokens: int = 0
+    """Tokens whose KV the prefix cache holds now (whole blocks)."""
+    prefix_cache_tokens_total: int = 0
+    """The prefix cache's capacity in tokens (0: the cache is off)."""
+    prefix_cache_bytes: int = 0
+    """Memory the prefix cache's blocks take now."""
+    prefix_cache_evicted_tokens: int = 0
+    """Tokens evicted (least recently used) to make room, since start."""
 
 
 def context_window(model, config: EngineConfig) -> int:

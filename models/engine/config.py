@@ -43,6 +43,19 @@ class EngineConfig:
     kv_initial_len: int = 256
     """Columns allocated per row at start; the cache doubles as longer rows arrive."""
 
+    prefix_cache: bool = True
+    """Keep the KV of prompts and replies after their rows leave, so a prompt that starts
+    with a cached prefix (a chat's history, a shared system prompt) prefills only the rest
+    (`models/engine/prefix_cache.py`). Rows whose hooks edit hidden states share only KV
+    computed under the same hook state, or none. False: every prompt is prefilled whole."""
+
+    prefix_cache_tokens: int = 8192
+    """Most tokens the prefix cache holds (least recently used blocks are evicted beyond);
+    allocated as used. About 46 KB per token for SmolLM2-135M fp32 (8192: ~380 MB)."""
+
+    prefix_block_tokens: int = 16
+    """Tokens per prefix-cache block: only whole blocks are cached and matched."""
+
     weight_format: Literal["fp32", "bf16"] = "fp32"
     """Precision of the linear layers' products (CPU only for the others): "bf16" runs them
     on bfloat16 copies of the weights through oneDNN (half the bytes per step; fast on
@@ -76,7 +89,7 @@ class EngineConfig:
                 raise ValueError(f"engine.tenant_weights[{tenant!r}] must be > 0, got {weight}")
         for name in ("max_batch_rows", "max_queued_requests", "max_queued_tokens",
                      "prefill_token_budget", "background_slice_every", "kv_cache_tokens",
-                     "kv_initial_len"):
+                     "kv_initial_len", "prefix_cache_tokens", "prefix_block_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1")
         if self.retry_after_s <= 0:

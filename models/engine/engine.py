@@ -61,12 +61,14 @@ class Engine:
         self.max_seq_len = context_window(model, config)
         self.eos_ids = eos_ids_of(tokenizer, model)
         self._worker = Worker(model, max_rows=config.max_batch_rows, max_seq_len=self.max_seq_len,
-                              kv_cache_tokens=config.kv_cache_tokens, kv_initial_len=config.kv_initial_len)
+                              kv_cache_tokens=config.kv_cache_tokens, kv_initial_len=config.kv_initial_len,
+                              prefix_cache_tokens=config.prefix_cache_tokens if config.prefix_cache else 0,
+                              prefix_block_tokens=config.prefix_block_tokens)
         self._scheduler = Scheduler(
             max_batch_rows=config.max_batch_rows, max_queued_requests=config.max_queued_requests,
             max_queued_tokens=config.max_queued_tokens, prefill_token_budget=config.prefill_token_budget,
             kv_cache_tokens=config.kv_cache_tokens, retry_after_s=config.retry_after_s,
-            fair_share=config.fair_share)
+            fair_share=config.fair_share, prefix_lookup=self._prefix_lookup if config.prefix_cache else None)
         self._lock = threading.Lock()  # guards scheduler, streams, jobs, state
         self._wake = threading.Event()
         self._streams: dict[str, RowStream] = {}
@@ -199,7 +201,16 @@ class Engine:
                 kv_slots_total=self.config.max_batch_rows, kv_tokens_reserved=self._scheduler.reserved_tokens,
                 kv_tokens_total=self.config.kv_cache_tokens,
                 hook_rows=tuple(sorted(Counter(kind for s in self._streams.values()
-                                               for kind in {h.kind for h in s.request.hooks}).items())))
+                                               for kind in {h.kind for h in s.request.hooks}).items())),
+                **self._prefix_stats())
+
+    def _prefix_stats(self) -> dict[str, int]:
+        cache = self._worker.prefix_cache
+        if cache is None:
+            return {}
+        return {"prefix_cache_tokens": cache.used_tokens, "prefix_cache_tokens_total": cache.capacity_tokens,
+                "prefix_cache_bytes": cache.nbytes(),
+                "prefix_cache_evicted_tokens": cache.stats.evicted_blocks * cache.block_tokens}
 
     # ---- admission (caller's thread) ------------------------------------------
     def _submit(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> RowStream:
@@ -223,6 +234,14 @@ class Engine:
         return stream
 
     # ---- the engine thread -------------------------------------------------------
+    def _prefix_lookup(self, row: SchedRow) -> int:
+        """The scheduler admits `row` (engine thread, lock held): prompt tokens it takes
+        from the prefix cache."""
+        cached, eligible = self._worker.reserve_prefix(row.payload)
+        if eligible:
+            self.observer.prefix_lookup(row.prompt_len, cached)
+        return cached
+
     def _run(self) -> None:
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
@@ -295,6 +314,7 @@ class Engine:
             if stream is not None and not stream.done:
                 outbox.put(stream, stream.finish_event(FinishReason.ERROR, message))
                 finished.append(rid)
+        self._worker.keep_kv(finished)
         self._retire(finished)
 
     def _fail_rows(self, sched: SchedulerOutput, exc: Exception, outbox: Outbox) -> None:

@@ -88,3 +88,21 @@ class HiddenTaps:
             return None  # hidden was edited in place
 
         return hook
+
+
+def prefix_policy(hooks: tuple[RowHook, ...]) -> tuple[tuple, int] | None:
+    """How a row with these hooks may use the prefix cache: None (not at all), or
+    (namespace, most prompt tokens it may take from the cache). See `RowHook.prefix_reuse`."""
+    keys: list = []
+    limit = 1 << 62
+    for hook in hooks:
+        if not hook.layers:
+            continue  # sees no hidden state: the forward is the base model's
+        reuse = hook.prefix_reuse()
+        if reuse is None:
+            return None
+        key, most = reuse
+        limit = min(limit, most)
+        if key is not None:
+            keys.append(key)
+    return tuple(keys), limit

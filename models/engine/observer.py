@@ -2,7 +2,7 @@
 one Protocol the server layer implements, so the inference core imports no metrics
 library. Every call is cheap and must not raise; `NULL_OBSERVER` ignores everything.
 
-`step` and `queue_wait` run on the engine thread; `first_token`, `inter_token`,
+`step`, `queue_wait` and `prefix_lookup` run on the engine thread; `first_token`, `inter_token`,
 `finished` and `rejected` on the caller's event loop, as the caller receives each event
 (so the latencies are the ones a client of this process sees)."""
 
@@ -48,6 +48,9 @@ class EngineObserver(Protocol):
     def first_token(self, seconds: float) -> None: ...
     def inter_token(self, seconds: float) -> None: ...
     def finished(self, record: RequestRecord) -> None: ...
+    def prefix_lookup(self, prompt_tokens: int, cached_tokens: int) -> None:
+        """A row that may use the prefix cache was admitted; `cached_tokens` of its
+        `prompt_tokens` came from the cache (0: a miss)."""
 
 
 class NullObserver:
@@ -64,6 +67,9 @@ class NullObserver:
         return None
 
     def finished(self, record: RequestRecord) -> None:
+        return None
+
+    def prefix_lookup(self, prompt_tokens: int, cached_tokens: int) -> None:
         return None
 
 

@@ -11,7 +11,8 @@ Per step, `schedule()`:
   2. continues the one row whose prompt is partly prefilled, then admits waiting rows,
      interactive before background, while a slot, the KV budget and the prefill token
      budget allow; a prompt larger than what is left of the token budget is cut into
-     chunks (so at most one row is ever partly prefilled);
+     chunks (so at most one row is ever partly prefilled); an admitted row's prefill
+     starts after the prompt tokens the prefix cache already holds (`prefix_lookup`);
   3. lists the rows that decode one token (rows whose prompt was complete before this step).
 
 Fair share (`fair_share=True`). Within a class, the next row admitted is the oldest row of
@@ -32,7 +33,7 @@ import enum
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from models.errors import ResourceExhausted
 from models.types import Priority
@@ -117,8 +118,11 @@ class Scheduler:
 
     def __init__(self, *, max_batch_rows: int, max_queued_requests: int, max_queued_tokens: int,
                  prefill_token_budget: int, kv_cache_tokens: int, retry_after_s: float,
-                 fair_share: bool = False) -> None:
+                 fair_share: bool = False, prefix_lookup: Callable[[SchedRow], int] | None = None) -> None:
         self.max_batch_rows = max_batch_rows
+        self.prefix_lookup = prefix_lookup
+        """Called once per admission: how many leading prompt tokens already have their KV
+        (the prefix cache); prefill starts there and only the rest counts against the budget."""
         self.max_queued_requests = max_queued_requests
         self.max_queued_tokens = max_queued_tokens
         self.prefill_token_budget = prefill_token_budget
@@ -226,12 +230,13 @@ class Scheduler:
                 if not queues[key]:
                     del queues[key]
                 self._queued_tokens -= row.prompt_len
-                end = min(row.prompt_len, budget)
-                budget -= end
+                start = self.prefix_lookup(row) if self.prefix_lookup else 0
+                end = min(row.prompt_len, start + budget)
+                budget -= end - start
                 row.status = RowStatus.PREFILLING
                 self._active.append(row)
                 out.admitted.append(row)
-                out.prefill.append(PrefillChunk(row, 0, end))
+                out.prefill.append(PrefillChunk(row, start, end))
             if budget <= 0:
                 return
 

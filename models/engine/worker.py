@@ -11,6 +11,12 @@ keeps its own `SlotKVCache` (preallocated left-aligned slots, explicit position 
 
 Layout invariant: `self.rows[i].slot == i`; decoding rows occupy slots [0, n_decode),
 then at most one row whose prompt is still being prefilled in chunks.
+
+Prefix cache (`prefix_cache.py`): the scheduler asks `reserve_prefix` when it admits a row
+and prefills from the returned position; the worker copies the cached blocks into the
+row's slot in the same step, and stores a row's KV when its prompt is complete, when it
+finishes (`keep_kv`, before the next step's admissions look) and when it leaves its slot
+(cancelled, preempted), before slots are compacted.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from models.engine.hooks import HiddenTaps, find_decoder_layers, overrides
+from models.engine.hooks import HiddenTaps, find_decoder_layers, overrides, prefix_policy
 from models.engine.kv_cache import SlotKVCache
+from models.engine.prefix_cache import PrefixCache, PrefixHit
 from models.engine.sampling import RowSampling, SamplingBatch
 from models.engine.scheduler import SchedulerOutput
 from models.types import GenerationRequest, RowHook
@@ -40,7 +47,8 @@ class ModelRunnerOutput:
 
 class _Row:
     __slots__ = ("request_id", "prompt_ids", "hooks", "sampling", "slot", "length",
-                 "generated", "decoding", "layer_hooks", "logit_hooks", "token_hooks")
+                 "generated", "decoding", "layer_hooks", "logit_hooks", "token_hooks",
+                 "prefix", "replayed")
 
     def __init__(self, request: GenerationRequest, slot: int, taps: HiddenTaps) -> None:
         self.request_id = request.request_id
@@ -54,13 +62,20 @@ class _Row:
         self.layer_hooks = [(taps.normalize(layer), h) for h in self.hooks for layer in h.layers]
         self.logit_hooks = [h for h in self.hooks if overrides(h, "on_logits")]
         self.token_hooks = [h for h in self.hooks if overrides(h, "on_token")]
+        self.prefix = prefix_policy(self.hooks)
+        """(namespace, most prompt tokens taken from the prefix cache), or None: no cache."""
+        self.replayed = 0  # generated tokens already part of prompt_ids (resumed rows)
+
+    def sequence(self) -> list[int]:
+        """Every token of the row in order: the prompt, then what it generated since."""
+        return self.prompt_ids + self.generated[self.replayed:]
 
 
 class Worker:
     """Executes scheduler decisions on the model; single-threaded (the engine thread)."""
 
     def __init__(self, model, *, max_rows: int, max_seq_len: int, kv_cache_tokens: int,
-                 kv_initial_len: int) -> None:
+                 kv_initial_len: int, prefix_cache_tokens: int = 0, prefix_block_tokens: int = 16) -> None:
         self.model = model
         self.device = next(model.parameters()).device
         cfg = model.config
@@ -73,6 +88,11 @@ class Worker:
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
         dtype = next(model.parameters()).dtype if next(model.parameters()).is_floating_point() else torch.float32
         self.cache.allocate(cfg.num_hidden_layers, kv_heads, head_dim, head_dim, dtype, self.device)
+        self.prefix_cache = None if prefix_cache_tokens <= 0 else PrefixCache(
+            prefix_cache_tokens, prefix_block_tokens, num_layers=cfg.num_hidden_layers, kv_heads=kv_heads,
+            head_dim=head_dim, v_head_dim=head_dim, dtype=dtype, device=self.device)
+        self._hits: dict[str, PrefixHit] = {}
+        """Matches reserved by the scheduler this step, copied into slots by `execute`."""
         self.taps = HiddenTaps(find_decoder_layers(model))
         # SDPA/flash take boolean masks; eager attention adds the mask to the scores.
         self._bool_mask = getattr(cfg, "_attn_implementation", "sdpa") in ("sdpa", "flash_attention_2")
@@ -88,6 +108,21 @@ class Worker:
     # ---- the step -----------------------------------------------------------
     @torch.inference_mode()
     def execute(self, sched: SchedulerOutput) -> ModelRunnerOutput:
+        try:
+            return self._execute(sched)
+        except BaseException:
+            # KV written by a failed forward is not trusted: these rows store nothing.
+            for rid in [r.request_id for r in sched.decode] + [c.row.request_id for c in sched.prefill]:
+                row = self._by_id.get(rid)
+                if row is not None:
+                    row.prefix = None
+            raise
+        finally:
+            for hit in self._hits.values():
+                self.prefix_cache.release(hit)
+            self._hits.clear()
+
+    def _execute(self, sched: SchedulerOutput) -> ModelRunnerOutput:
         self.remove_rows([r.request_id for r in sched.dropped + sched.cancelled_waiting])
         self._park([r.request_id for r in sched.preempted])
         for srow in sched.admitted:
@@ -101,23 +136,74 @@ class Worker:
             raise RuntimeError("worker and scheduler disagree on the decoding rows")
         need_len = max([r.length + 1 for r in decode_rows] + [c.end for c in sched.prefill] + [1])
         self.cache.ensure_capacity(len(self.rows), need_len, len(self.rows), self._used_len())
+        self._load_hits()
         if decode_rows:
             self._decode(decode_rows, out)
         if sched.prefill:
             self._prefill(sched, out)
         for key, exc in self.taps.errors.items():
             out.errors[key] = f"{type(exc).__name__}: {exc}"
+            if key in self._by_id:
+                self._by_id[key].prefix = None
         return out
 
-    def remove_rows(self, request_ids: list[str]) -> None:
-        """Drop rows and compact the remaining ones into slots [0, n)."""
+    # ---- prefix cache -----------------------------------------------------------
+    def reserve_prefix(self, request: GenerationRequest) -> tuple[int, bool]:
+        """Called by the scheduler as it admits `request` (engine thread): (prompt tokens
+        whose KV comes from the prefix cache, whether the row may use the cache at all).
+        The match stays pinned until this step's `execute` copies it into the row's slot."""
+        if self.prefix_cache is None:
+            return 0, False
+        # A preempted row (parked, or leaving its slot in this same step) resumes with its
+        # prompt and everything it generated so far.
+        known = self._parked.get(request.request_id) or self._by_id.get(request.request_id)
+        policy = known.prefix if known else prefix_policy(tuple(request.hooks))
+        if policy is None:
+            return 0, False
+        tokens = request.prompt_ids + known.generated if known else request.prompt_ids
+        # At least the last prompt token is prefilled: its logits give the first new token.
+        hit = self.prefix_cache.lookup(policy[0], tokens, min(policy[1], len(tokens) - 1))
+        old = self._hits.pop(request.request_id, None)
+        if old is not None:
+            self.prefix_cache.release(old)
+        self._hits[request.request_id] = hit
+        return hit.tokens, True
+
+    def _load_hits(self) -> None:
+        for rid, hit in self._hits.items():
+            row = self._by_id.get(rid)
+            if row is None or not hit.tokens:
+                continue
+            self.prefix_cache.load(hit, self.cache, row.slot)
+            row.length = hit.tokens
+            for hook in row.hooks:
+                hook.on_prefix_cached(hit.tokens)
+
+    @torch.inference_mode()
+    def keep_kv(self, request_ids: list[str]) -> None:
+        """Store the KV of rows that just finished now, so a request admitted at the next
+        step (a chat's next turn) finds it; their slots are freed at that step."""
+        for rid in request_ids:
+            row = self._by_id.get(rid)
+            if row is not None:
+                self._store(row, row.length)
+
+    def _store(self, row: _Row, length: int) -> None:
+        if self.prefix_cache is not None and row.prefix is not None and length:
+            self.prefix_cache.store(row.prefix[0], row.sequence()[:length], self.cache, row.slot)
+
+    def remove_rows(self, request_ids: list[str], keep_kv: bool = True) -> None:
+        """Drop rows and compact the remaining ones into slots [0, n); with `keep_kv`,
+        their KV goes to the prefix cache first."""
         for rid in request_ids:
             self._parked.pop(rid, None)
         gone = {rid for rid in request_ids if rid in self._by_id}
         if not gone:
             return
         for rid in gone:
-            self._by_id.pop(rid)
+            row = self._by_id.pop(rid)
+            if keep_kv:
+                self._store(row, row.length)
         keep = [r for r in self.rows if r.request_id not in gone]
         dec = [r for r in keep if r.decoding]
         rest = [r for r in keep if not r.decoding]
@@ -174,6 +260,8 @@ class Worker:
             self._sample_and_record(finishing, logits, batch, out)
             for row in finishing:
                 row.decoding = True
+                if row.request_id not in self.taps.errors:
+                    self._store(row, row.length)
         self._refresh_taps()
 
     # ---- decode ---------------------------------------------------------------
@@ -250,6 +338,7 @@ class Worker:
             # Resume by recompute: the prompt and every token produced so far are prefilled
             # again; the last one's logits give the next token, as a decode step would.
             row.prompt_ids = request.prompt_ids + row.generated
+            row.replayed = len(row.generated)
             row.slot, row.length, row.decoding = len(self.rows), 0, False
         self.rows.append(row)
         self._by_id[row.request_id] = row
@@ -264,7 +353,7 @@ class Worker:
     def close(self) -> None:
         """Detach from the model (layer hooks) and drop all rows."""
         self.taps.clear()
-        self.remove_rows(list(self._by_id))
+        self.remove_rows(list(self._by_id), keep_kv=False)
         self._parked.clear()
 
     @property

@@ -120,6 +120,11 @@ async def test_streamed_completion_moves_the_metrics_through_envoy(tiny_server, 
     assert value(after, "llmserve_kv_slots_total", model="tiny") > 0
     assert value(after, "llmserve_kv_tokens_total", model="tiny") > 0
     assert value(after, "llmserve_training_jobs", kind="sae_training", state="running") == 0
+    lookups = sum(grew("llmserve_prefix_cache_lookups_total", model="tiny", result=r) for r in ("hit", "miss"))
+    assert lookups == 1
+    assert sum(grew("llmserve_prefix_cache_prompt_tokens_total", model="tiny", source=s)
+               for s in ("cache", "prefill")) == prompt_tokens
+    assert value(after, "llmserve_prefix_cache_tokens_total", model="tiny") > 0
     # The server's own port answers the same page.
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{tiny_server.metrics_port}") as direct:
         assert ("llmserve_generation_tokens_total", frozenset({("model", "tiny")})) in await scrape(direct)

@@ -52,13 +52,15 @@ async def test_lone_tenant_is_served_while_another_tenant_holds_every_slot(make_
     solo = {f"a{i}": await run(reference, byte_ids(tokenizer, p), LONG, "a", [], "") for i, p in enumerate(PROMPTS)}
     assert all(len(t) >= 20 for t in solo.values())  # long enough to overlap b's request
 
-    engine = make_engine(max_batch_rows=2, fair_share=True)
+    engine = make_engine(max_batch_rows=2, fair_share=True, prefix_block_tokens=4)
     log, out = await busy_tenant_then_lone_request(engine, tokenizer)
     # b finished before either of a's rows: it took a slot instead of waiting for one.
     assert log.index(("finish", "b")) < min(log.index(("finish", "a0")), log.index(("finish", "a1")))
     assert engine.stats().preemptions == 1
-    # The preempted row was recomputed and continued exactly where it stopped.
+    # The preempted row was recomputed and continued exactly where it stopped; its KV,
+    # kept when it gave its slot up, came back from the prefix cache.
     assert out["a0"] == solo["a0"] and out["a1"] == solo["a1"]
+    assert engine._worker.prefix_cache.stats.hits >= 1
 
 
 async def test_without_fair_share_the_lone_request_waits_for_a_free_slot(make_engine, tokenizer, brake):

@@ -285,3 +285,24 @@ def test_cancelled_preempted_row_leaves_from_the_queue():
     s.cancel(victim.request_id)
     out = s.schedule()
     assert ids(out.cancelled_waiting) == [victim.request_id] and s.queued_requests == 0
+
+
+def test_prefill_starts_after_cached_prefix_and_only_the_rest_counts_against_the_budget():
+    cached = {"chat": 240, "new": 0}
+    asked = []
+
+    def lookup(r: SchedRow) -> int:
+        asked.append(r.request_id)
+        return cached[r.request_id]
+
+    s = make(prefill_token_budget=100, prefix_lookup=lookup)
+    s.submit(row("chat", 300))
+    s.submit(row("new", 50))
+    out = s.schedule()
+    # 60 uncached tokens of "chat" and 40 of "new" fill the budget of 100.
+    assert [(c.row.request_id, c.start, c.end) for c in out.prefill] == [("chat", 240, 300), ("new", 0, 40)]
+    assert out.prefill_tokens == 100
+    out = s.schedule()
+    assert [(c.row.request_id, c.start, c.end) for c in out.prefill] == [("new", 40, 50)]
+    assert ids(out.decode) == ["chat"]
+    assert asked == ["chat", "new"]  # asked once per admission, not per chunk

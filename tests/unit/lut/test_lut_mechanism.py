@@ -164,3 +164,19 @@ def test_informative_words_are_the_surprising_ones(tokenizer):
     novel = novel_keys(tokenizer, ids, positions, logits, share=0.3)
     assert {positions[i] for i in novel} == set(name) & set(positions) and novel
     assert novel_keys(tokenizer, ids, positions, logits, share=0.0) == tuple(range(len(positions)))
+
+
+def test_hook_taking_its_non_content_prefix_from_the_prefix_cache_matches_the_same():
+    b = _payload(11, label=(9, 8))
+    lut = compile_lut([_payload(10), b], torch.zeros(8), layer=1, min_keys=2)
+    prompt = torch.cat([torch.randn(3, 8), b.keys[:2], torch.randn(1, 8)])
+    full = LutHook(lut, torch.zeros(8), 6, [3, 4, 5], 0.9, 0.95, True, False)
+    cached = LutHook(lut, torch.zeros(8), 6, [3, 4, 5], 0.9, 0.95, True, False)
+    assert full.prefix_reuse() == (None, 3)  # the KV is the base model's; content starts at 3
+    full.on_hidden(1, prompt[None])
+    cached.on_prefix_cached(3)  # positions 0-2 came from the cache: the hook sees 3..5 only
+    cached.on_hidden(1, prompt[None, 3:])
+    assert torch.equal(full._best, cached._best)
+    logits = torch.zeros(16)
+    assert torch.equal(full.on_logits(logits.clone(), []), cached.on_logits(logits.clone(), []))
+    assert full.fired_fact == cached.fired_fact == 1

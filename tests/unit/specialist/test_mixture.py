@@ -65,3 +65,15 @@ def test_wrong_shapes_are_refused():
     tensors["gate_b"] = torch.zeros(3, 5)
     with pytest.raises(ValueError, match="gate_b"):
         Mixture(("a", "b"), 3, 8, 2, tensors)
+
+
+def test_only_the_generalist_alone_shares_the_prefix_cache():
+    from domain.specialist.hook import SpecialistHook
+    from models.engine.hooks import prefix_policy
+
+    mixture = Mixture(("law", "code"), num_layers=2, hidden=8, rank=2)
+    # Forced 0 is exactly the base model: its rows share the base KV without limit.
+    assert prefix_policy((SpecialistHook(mixture, forced=0),)) == ((), 1 << 62)
+    # Any other routing edits hidden states through a running prefix state: no cache.
+    assert prefix_policy((SpecialistHook(mixture),)) is None
+    assert prefix_policy((SpecialistHook(mixture, forced=1),)) is None
