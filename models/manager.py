@@ -12,6 +12,7 @@ from pathlib import Path
 from models.engine.config import EngineConfig
 from models.engine.device_thread import DeviceThread
 from models.engine.engine import Engine
+from models.engine.kernels import KernelCache
 from models.engine.observer import NULL_OBSERVER, EngineObserver
 from models.errors import FailedPrecondition, ModelUnavailable, Unavailable
 from models.loading import LoadedModel, load_model, weights_unavailable
@@ -80,9 +81,12 @@ class ModelManager:
         try:
             loaded = await device_thread.run(load_model, spec, self._cache_dir)
             observer = self._observer(spec.name) if self._observer else NULL_OBSERVER
+            # The kernel choice is measured once per machine and kept beside the model copy.
+            kernels = KernelCache(self._cache_dir / spec.name / "kernels", spec.name,
+                                  self._engine_config.kernel_cache_max_load)
             engine = await device_thread.run(
                 lambda: Engine(loaded.model, loaded.tokenizer, self._engine_config, device=loaded.device,
-                               observer=observer))
+                               observer=observer, kernel_cache=kernels))
         except FailedPrecondition:
             device_thread.close()
             raise
