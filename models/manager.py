@@ -56,6 +56,7 @@ class ModelManager:
         self._runtimes: dict[str, ModelRuntime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopping = False
+        self._measuring: set[asyncio.Task] = set()
 
     async def runtime(self, name: str | None) -> ModelRuntime:
         """The runtime of `name` (default when empty), loading it on first use."""
@@ -95,8 +96,19 @@ class ModelManager:
             log.exception("model %s failed to load", spec.name)
             raise ModelUnavailable(spec.name, f"loading failed: {type(exc).__name__}", self.available_names()) from exc
         engine.start(device_thread)
+        self._measuring.add(asyncio.create_task(self._choose_kernels(spec.name, engine)))
         log.info("model %s ready on %s (context %d)", spec.name, loaded.device, loaded.context_window)
         return ModelRuntime(loaded, engine)
+
+    async def _choose_kernels(self, name: str, engine: Engine) -> None:
+        """Without a cached kernel choice, measure one after the engine serves: a first
+        start on a new machine is not held up by it."""
+        try:
+            await engine.choose_kernels()
+        except Unavailable:  # stopped meanwhile
+            pass
+        except Exception:
+            log.exception("choosing the linear kernels of %s failed; oneDNN serves every batch size", name)
 
     def loaded(self, name: str) -> ModelRuntime | None:
         return self._runtimes.get(name)
@@ -115,5 +127,7 @@ class ModelManager:
 
     async def stop(self) -> None:
         self._stopping = True
+        for task in self._measuring:
+            task.cancel()
         for runtime in self._runtimes.values():
             await asyncio.to_thread(runtime.engine.stop)

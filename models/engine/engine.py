@@ -57,9 +57,10 @@ class Engine:
         model = model.to(self.device).eval()
         if config.num_threads and self.device.type == "cpu":
             torch.set_num_threads(config.num_threads)
-        self.kernels: KernelPlan | None = install_linear_kernels(model, config, self.device, kernel_cache,
-                                                                 kernel_plan)
+        self.kernels: KernelPlan | None
         """The linear kernel per batch-row bucket on a CPU (None on other devices)."""
+        self.kernels, self._measurement = install_linear_kernels(model, config, self.device, kernel_cache,
+                                                                 kernel_plan)
         self.model = model
         self.tokenizer = tokenizer
         self.max_seq_len = context_window(model, config)
@@ -108,6 +109,24 @@ class Engine:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    async def choose_kernels(self) -> KernelPlan | None:
+        """Measure the linear kernels, when no plan was cached, configured or given, in
+        small units between steps (the engine serves meanwhile, on oneDNN for every batch
+        size); the plan in force afterwards."""
+        measurement, self._measurement = self._measurement, None
+        if measurement is not None:
+            self.kernels = await self.run_background(measurement.units())
+        return self.kernels
+
+    def choose_kernels_now(self) -> KernelPlan | None:
+        """`choose_kernels` at once, on the calling thread; before `start()` only."""
+        if self._state != "new":
+            raise RuntimeError("choose_kernels_now() is for an engine not started yet")
+        measurement, self._measurement = self._measurement, None
+        if measurement is not None:
+            self.kernels = measurement.run()
+        return self.kernels
 
 
     # ---- public API -------------------------------------------------------------

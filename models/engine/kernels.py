@@ -26,6 +26,7 @@ import platform
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,9 @@ _REPEATS = 3
 """Timed passes per kernel and bucket (the fastest counts: a descheduled OpenMP thread on a
 shared machine stalls a pass by a time slice, which says nothing of the kernel)."""
 
-BUDGET_S = 10.0
-"""Most seconds a measurement may take (a busy machine); the plan is then partial and not cached."""
+_LAYERS_PER_UNIT = 32
+"""Layers timed per unit of the measurement: the engine serves between units, so a unit
+stays short (a few tens of ms at small row counts)."""
 
 _ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4")
 
@@ -92,8 +94,10 @@ class KernelPlan:
 
     buckets: tuple[BucketChoice, ...]
     source: str
-    """"measured" (this start), "cache" (an earlier start's measurement), "configured"
-    (`engine.cpu_linear` names a kernel) or "only" (one kernel available)."""
+    """"measured" (at this start), "cache" (an earlier start's measurement), "configured"
+    (`engine.cpu_linear` names a kernel), "only" (one kernel available) or "pending"
+    (oneDNN for every batch size until the measurement, run between the engine's first
+    steps, is done)."""
     key: dict[str, Any] = field(default_factory=dict)
     """What the choice depends on (machine, torch, model, dtype, threads)."""
     measure_s: float = 0.0
@@ -226,94 +230,135 @@ class KernelCache:
             log.warning("could not cache the kernel choice in %s: %s", path, exc)
 
 
-@torch.inference_mode()
-def measure(model: nn.Module, dispatch: RowDispatch, bf16: bool,
-            budget_s: float = BUDGET_S) -> tuple[tuple[BucketChoice, ...], bool]:
-    """Time every packed layer of `model` through both paths per bucket (the layers must
-    hold both paths' weights); returns the choices and whether every bucket was measured
-    within `budget_s` (the rest take the last measured bucket's kernel)."""
-    layers = packed_layers(model)
-    dtype = layers[0].weight.dtype
-    gen = torch.Generator().manual_seed(0)
-    deadline = time.perf_counter() + budget_s
-    choices: list[BucketChoice] = []
-    for lo, hi, rows in BUCKETS:
-        if choices and time.perf_counter() > deadline:
-            break
-        xs = {k: torch.randn(rows, k, generator=gen).to(dtype) for k in {m.in_features for m in layers}}
+class Measurement:
+    """Times every packed layer of a model through both paths per bucket, in small units
+    (`units()`: a generator, so the engine runs them between its steps and keeps serving
+    meanwhile), then puts the choice in force, caches it and returns it. The layers must
+    hold both paths' weights while it runs."""
+
+    def __init__(self, model: nn.Module, dispatch: RowDispatch, bf16: bool, key: dict[str, Any],
+                 cache: KernelCache | None) -> None:
+        self.layers = packed_layers(model)
+        self.dispatch = dispatch
+        self.bf16 = bf16
+        self.key = key
+        self.cache = cache
+
+    def run(self) -> KernelPlan:
+        """All units at once (a benchmark, a test, an engine not serving yet)."""
+        units = self.units()
+        while True:
+            try:
+                next(units)
+            except StopIteration as done:
+                return done.value
+
+    def units(self) -> Iterator[None]:
+        spent = 0.0
+        choices: list[BucketChoice] = []
+        for lo, hi, rows in BUCKETS:
+            # Each layer's fastest call per path, summed: a pass walks every weight, so each
+            # is cold as in a step, and a stall on a busy machine spoils one call, not the sum.
+            best = [[math.inf, math.inf] for _ in self.layers]
+            xs = self._inputs(rows)
+            spent += self._timed_unit(self._warm_up, xs)
+            yield
+            for r in range(_REPEATS):
+                for start in range(0, len(self.layers), _LAYERS_PER_UNIT):
+                    spent += self._timed_unit(self._pass, xs, best, r, start)
+                    yield
+            packed_s, plain_s = sum(b[True] for b in best), sum(b[False] for b in best)
+            plain_wins = plain_s < (1 - MARGIN) * packed_s
+            choices.append(BucketChoice(lo, hi, kernel_name(not plain_wins, self.bf16),
+                                        {kernel_name(True, self.bf16): round(1e3 * packed_s, 3),
+                                         kernel_name(False, self.bf16): round(1e3 * plain_s, 3)}))
+        plan = KernelPlan(tuple(choices), "measured", self.key, round(spent, 3), os.getloadavg()[0])
+        self.dispatch.set(*plan.dispatch_table())
+        for layer in self.layers:  # the copies of a path no bucket takes are dropped
+            layer.keep(packed=self.dispatch.uses(True), plain=self.dispatch.uses(False))
+        if self.cache is not None and plan.load > self.cache.max_load:
+            log.warning("kernel choice measured with a 1-minute load of %.1f on %d cores: used, not cached",
+                        plan.load, os.cpu_count())
+        elif self.cache is not None:
+            self.cache.write(plan)
+        _log_plan(plan)
+        return plan
+
+    def _inputs(self, rows: int) -> dict[int, torch.Tensor]:
+        gen = torch.Generator().manual_seed(rows)
+        dtype = self.layers[0].weight.dtype
+        return {k: torch.randn(rows, k, generator=gen).to(dtype) for k in {m.in_features for m in self.layers}}
+
+    @torch.inference_mode()
+    def _timed_unit(self, fn, *args) -> float:
+        # The engine serves between units: its own choice is back in force after each.
+        saved = self.dispatch.state()
+        t0 = time.perf_counter()
+        try:
+            fn(*args)
+        finally:
+            self.dispatch.set(*saved)
+        return time.perf_counter() - t0
+
+    def _warm_up(self, xs: dict[int, torch.Tensor]) -> None:
         # oneDNN builds a primitive on the first call of a shape: one untimed call per shape.
-        for m in {(m.in_features, m.out_features): m for m in layers}.values():
+        for m in {(m.in_features, m.out_features): m for m in self.layers}.values():
             for packed in (True, False):
-                dispatch.set((), packed)
+                self.dispatch.set((), packed)
                 m(xs[m.in_features])
-        # Each layer's fastest call per path, summed: a pass walks every weight, so each
-        # is cold as in a step, and a stall on a busy machine spoils one call, not the sum.
-        best = [[math.inf, math.inf] for _ in layers]
-        for r in range(_REPEATS):
-            for i, m in enumerate(layers):
-                for packed in ((True, False) if (i + r) % 2 else (False, True)):
-                    dispatch.set((), packed)
-                    t0 = time.perf_counter()
-                    m(xs[m.in_features])
-                    best[i][packed] = min(best[i][packed], time.perf_counter() - t0)
-            if time.perf_counter() > deadline:
-                break
-        packed_s, plain_s = sum(b[True] for b in best), sum(b[False] for b in best)
-        plain_wins = plain_s < (1 - MARGIN) * packed_s
-        choices.append(BucketChoice(lo, hi, kernel_name(not plain_wins, bf16),
-                                    {kernel_name(True, bf16): round(1e3 * packed_s, 3),
-                                     kernel_name(False, bf16): round(1e3 * plain_s, 3)}))
-    if len(choices) < len(BUCKETS):
-        choices += [BucketChoice(b_lo, b_hi, choices[-1].kernel) for b_lo, b_hi, _ in BUCKETS[len(choices):]]
-        return tuple(choices), False
-    return tuple(choices), True
+
+    def _pass(self, xs: dict[int, torch.Tensor], best: list[list[float]], r: int, start: int) -> None:
+        for i in range(start, min(start + _LAYERS_PER_UNIT, len(self.layers))):
+            m = self.layers[i]
+            for packed in ((True, False) if (i + r) % 2 else (False, True)):
+                self.dispatch.set((), packed)
+                t0 = time.perf_counter()
+                m(xs[m.in_features])
+                best[i][packed] = min(best[i][packed], time.perf_counter() - t0)
+
+
+def _log_plan(plan: KernelPlan) -> None:
+    log.info("linear kernels of %s (%s%s): %s", plan.key.get("model") or plan.key.get("architecture"), plan.source,
+             f" in {plan.measure_s:.2f} s of measurement, 1-minute load {plan.load:.1f}"
+             if plan.source == "measured" else "", plan.describe())
 
 
 def install_linear_kernels(model: nn.Module, config: EngineConfig, device: torch.device,
                            cache: KernelCache | None = None, plan: KernelPlan | None = None,
-                           model_name: str = "") -> KernelPlan | None:
-    """Put the linear kernels of `plan` (else the configured one, else the cached choice,
-    else a fresh measurement, cached) into `model` on a CPU; the plan used, None off the CPU.
+                           model_name: str = "") -> tuple[KernelPlan | None, Measurement | None]:
+    """Put the linear kernels of `plan` (else the configured one, else the cached choice)
+    into `model` on a CPU. Without any, oneDNN serves every batch size (source "pending")
+    and the returned `Measurement` chooses, for the engine to run between its steps.
     Runs on the engine's thread, after its thread count is set: the measurement must see
-    the threads the engine will run with."""
+    the threads the engine will run with. Returns (plan, measurement); (None, None) off the CPU."""
     bf16 = config.weight_format == "bf16"
     if bf16:
         check_bf16(device)
     if device.type != "cpu":
-        return None
+        return None, None
     if not onednn_available():
-        return KernelPlan.fixed(kernel_name(False, bf16), "only")
+        return KernelPlan.fixed(kernel_name(False, bf16), "only"), None
     key = choice_key(model, config, cache.model_name if cache else model_name)
     if plan is None and config.cpu_linear != "auto":
         plan = KernelPlan.fixed(kernel_name(config.cpu_linear == "onednn", bf16), "configured", key)
     if plan is None and cache is not None:
         plan = cache.read(key)
     if plan is not None and plan.kernels == {"torch"} and not packed_layers(model):
-        return plan  # fp32 through torch's own linear: the model stays as it is
+        _log_plan(plan)
+        return plan, None  # fp32 through torch's own linear: the model stays as it is
     compute_dtype = torch.bfloat16 if bf16 else None
-    # No plan yet: both paths' weights, for the measurement.
-    dispatch = RowDispatch(*plan.dispatch_table()) if plan else RowDispatch((True, False), True)
+    pending = plan is None
+    if pending:
+        plan = KernelPlan.fixed(kernel_name(True, bf16), "pending", key)
+    dispatch = RowDispatch(*plan.dispatch_table())
     pack_linears(model, compute_dtype, dispatch)
     layers = packed_layers(model)
     for layer in layers:  # layers packed by an earlier engine on this model follow this one
         layer.configure(dispatch, compute_dtype)
+        if pending:
+            layer.keep(packed=True, plain=True)  # both paths' weights, for the measurement
     if not layers:
-        return KernelPlan.fixed(kernel_name(False, bf16), "only", key)
-    if plan is None:
-        t0 = time.perf_counter()
-        buckets, complete = measure(model, dispatch, bf16)
-        plan = KernelPlan(buckets, "measured", key, round(time.perf_counter() - t0, 3), os.getloadavg()[0])
-        if not complete:
-            log.warning("kernel measurement stopped after %.1f s (1-minute load %.1f): the buckets not "
-                        "measured take the last measured one's kernel; not cached", plan.measure_s, plan.load)
-        elif cache is not None and plan.load > cache.max_load:
-            log.warning("kernel choice measured with a 1-minute load of %.1f on %d cores: used, not cached",
-                        plan.load, os.cpu_count())
-        elif cache is not None:
-            cache.write(plan)
-        dispatch.set(*plan.dispatch_table())
-        for layer in layers:
-            layer.keep(packed=dispatch.uses(True), plain=dispatch.uses(False))
-    log.info("linear kernels of %s (%s%s): %s", key.get("model") or type(model).__name__, plan.source,
-             f" in {plan.measure_s:.2f} s" if plan.source == "measured" else "", plan.describe())
-    return plan
+        return KernelPlan.fixed(kernel_name(False, bf16), "only", key), None
+    if not pending:
+        _log_plan(plan)
+    return plan, Measurement(model, dispatch, bf16, key, cache) if pending else None

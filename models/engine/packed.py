@@ -73,6 +73,9 @@ class RowDispatch:
     def always(cls, packed: bool) -> RowDispatch:
         return cls((), packed)
 
+    def state(self) -> tuple[tuple[bool, ...], bool]:
+        return self._packed, self._beyond
+
     def set(self, packed_upto: tuple[bool, ...], beyond: bool) -> None:
         self._packed, self._beyond = packed_upto, beyond
 

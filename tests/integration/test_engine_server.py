@@ -128,9 +128,12 @@ async def test_health_shows_the_kernel_choice_measured_at_the_first_start_and_re
     settings = make_settings(tmp_path, tiny_specs(tiny_model_dir), "tiny",
                              engine=EngineConfig(kernel_cache_max_load=1e9))
     async with running(settings) as app:
+        engine = app.manager.loaded("tiny").engine
+        # SERVING comes first; the measurement runs between the engine's steps after it.
+        await _wait_for(lambda: engine.kernels.source == "measured", timeout=60)
         first = await _health(app.port)
-        plan = app.manager.loaded("tiny").engine.kernels
-    assert first.linear_kernels_source == "measured" and plan.source == "measured"
+        plan = engine.kernels
+    assert first.linear_kernels_source == "measured"
     assert [(k.min_rows, k.max_rows, k.kernel) for k in first.linear_kernels] == [
         (b.min_rows, b.max_rows or 0, b.kernel) for b in plan.buckets]
     assert first.linear_kernels[0].min_rows == 1 and first.linear_kernels[-1].max_rows == 0

@@ -4,18 +4,21 @@ each layer following the choice of its call's row count."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import math
 
 import pytest
 import torch
-from engine_testlib import make_gpt2, make_llama
+from engine_testlib import collect, make_gpt2, make_llama
 
 from models.engine import kernels
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
 from models.engine.kernels import BUCKETS, KernelCache, KernelPlan
 from models.engine.packed import PackedLinear, onednn_available, packed_layers, packing_supported
+from models.sampling_policy import SamplingParams
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN linear ops")
 
@@ -27,8 +30,25 @@ def cache(tmp_path):
 
 
 def _engine(tokenizer, cache=None, plan=None, threads=1, model=None, **config) -> Engine:
-    return Engine(model or make_llama(len(tokenizer)), tokenizer, EngineConfig(num_threads=threads, **config),
-                  device="cpu", kernel_cache=cache, kernel_plan=plan)
+    engine = Engine(model or make_llama(len(tokenizer)), tokenizer, EngineConfig(num_threads=threads, **config),
+                    device="cpu", kernel_cache=cache, kernel_plan=plan)
+    engine.choose_kernels_now()
+    return engine
+
+
+async def test_without_a_choice_onednn_serves_until_the_measurement_between_steps(tokenizer, cache, make_engine):
+    engine = make_engine(make_llama(len(tokenizer)), kernel_cache=cache)
+    assert engine.kernels.source == "pending" and engine.kernels.kernels == {"onednn"}
+    # Both paths' weights are there for the measurement meanwhile.
+    assert all(m._packed is not None and m._plain is not None for m in packed_layers(engine.model))
+    served = asyncio.create_task(collect(engine, [5, 9, 13], SamplingParams(max_new_tokens=30, temperature=0)))
+    plan = await engine.choose_kernels()
+    assert plan.source == "measured" and engine.kernels is plan
+    assert len((await served)[0]) == 30
+    assert cache.read(plan.key) == dataclasses.replace(plan, source="cache")
+    layers = packed_layers(engine.model)
+    assert all((m._packed is not None) == ("onednn" in plan.kernels) for m in layers)
+    assert all((m._plain is not None) == ("torch" in plan.kernels) for m in layers)
 
 
 def test_the_choice_is_measured_per_bucket_then_read_from_the_cache(tokenizer, cache):

@@ -95,8 +95,9 @@ export interface GetHealthResponse {
   linearKernels: LinearKernel[];
   /**
    * Output only. Where `linear_kernels` came from: "measured" (at this start), "cache" (an
-   * earlier start's measurement on this machine), "configured" (`engine.cpu_linear` names one)
-   * or "only" (one kernel available); empty when `linear_kernels` is.
+   * earlier start's measurement on this machine), "configured" (`engine.cpu_linear` names one),
+   * "only" (one kernel available) or "pending" (oneDNN for every batch size until the
+   * measurement, run between the engine's first steps, is done); empty when `linear_kernels` is.
    */
   linearKernelsSource: string;
 }
