@@ -58,7 +58,7 @@ class RowDispatch:
     torch's own linear. One instance is shared by every layer of a model, so changing it
     switches them all."""
 
-    __slots__ = ("_packed", "_beyond")
+    __slots__ = ("_beyond", "_packed")
 
     def __init__(self, packed_upto: tuple[bool, ...] = (), beyond: bool = True) -> None:
         self._packed = packed_upto

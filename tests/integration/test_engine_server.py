@@ -13,10 +13,10 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
 from llmserve.generation.v1 import generation_service_pb2 as pb
 from llmserve.generation.v1 import generation_service_pb2_grpc as pb_grpc
 from llmserve.server.v1 import server_service_pb2, server_service_pb2_grpc
+
 from models.engine.config import EngineConfig
 from tests.support import make_settings, running, tiny_specs
 from tools import envoy_config

@@ -17,7 +17,12 @@ from models.engine import kernels
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
 from models.engine.kernels import BUCKETS, KernelCache, KernelPlan
-from models.engine.packed import PackedLinear, onednn_available, packed_layers, packing_supported
+from models.engine.packed import (
+    PackedLinear,
+    onednn_available,
+    packed_layers,
+    packing_supported,
+)
 from models.sampling_policy import SamplingParams
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN linear ops")
