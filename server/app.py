@@ -62,8 +62,6 @@ class App:
     states: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Task | None = None
     watchdog: asyncio.Task | None = None
-    warming: asyncio.Task | None = None
-    """Work after SERVING that only saves later requests time (`Features.warm`)."""
     """Turns readiness off while an engine is stalled (`_watch_engines`)."""
     replica: str = ""
     """This server's name in `x-llmserve-replica`."""
@@ -83,7 +81,7 @@ class App:
 
     async def stop(self, grace: float | None = None) -> None:
         """Mark NOT_SERVING (load balancers drain), let calls finish, then stop engines."""
-        for task in (self.watchdog, self.ready, self.warming):
+        for task in (self.watchdog, self.ready):
             if task and not task.done():
                 task.cancel()
         await self.set_serving(False)
@@ -112,7 +110,6 @@ async def _become_ready(app: App) -> None:
     await app.set_serving(True)
     log.info("serving on port %d", app.port)
     app.watchdog = asyncio.create_task(_watch_engines(app))
-    app.warming = asyncio.create_task(app.features.warm())
 
 
 async def _watch_engines(app: App) -> None:

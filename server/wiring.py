@@ -74,13 +74,6 @@ class Features:
             log.exception("specialist service failed to start")
         await self.sae.start()
 
-    async def warm(self) -> None:
-        """Run once the server is ready: work that only saves later requests time."""
-        try:
-            await self.chat.warm()
-        except Exception:
-            log.exception("compiling the built-in JSON schemas failed; requests compile their own")
-
     async def close(self) -> None:
         await asyncio.gather(self.chat.close(), self.specialists.close(), self.sae.close())
         await close_counters(self.counters)

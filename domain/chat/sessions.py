@@ -131,18 +131,13 @@ class ChatSessions:
         self._cache = cache
         self._config = config
         self._locks = _KeyedLocks()
-        self._builtins: list[JsonSchemaSpec] = []
 
     async def start(self) -> None:
-        """Register the built-in schemas (before the server is ready: requests name them)."""
-        self._builtins = await self.schemas.register_builtins()
-
-    async def warm(self) -> None:
-        """Compile the built-in schemas for the default model, so a structured request does
-        not pay the compile; after the server is ready (a request that comes first compiles
-        its own)."""
+        """Register the built-in schemas and compile them for the default model, so the
+        first structured request does not pay the compile."""
+        specs = await self.schemas.register_builtins()
         bound = await self._provider.bind(None)
-        for spec in self._builtins:
+        for spec in specs:
             await bound.compile(spec, "json_schema_name")
 
     # --- conversations -----------------------------------------------------------------

@@ -19,14 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import xgrammar as xgr
 
 from models.types import RowHook
 from models.errors import InvalidArgument
-from domain.structured.lazy import lazy_module
 from domain.structured.schemas import JsonSchemaSpec
-
-# Imported on first use (the first compile, after the server is ready), not at start-up.
-xgr = lazy_module("xgrammar")
 
 # Compact JSON: no free whitespace, so a sampled model cannot spend its token budget on
 # spaces and newlines (xgrammar's default with any_whitespace=False is ", " and ": ").
