@@ -1,6 +1,7 @@
 """Linear-layer kernels per batch size on SmolLM2-135M's shapes: torch's default CPU
 path (MKL sgemm via `F.linear`, re-packing the weight per call) against oneDNN on a
-weight reordered once (`models.engine.packed.PackedLinear`, the engine's default), and
+weight reordered once (`models.engine.packed.PackedLinear`; the engine picks between the two
+per batch-row bucket by its own measurement at start, `models/engine/kernels.py`), and
 the weight-only int8 kernel of this torch (`aten._weight_int8pack_mm`, per-channel
 scales) for the record. Median microseconds per product over `--repeats` calls.
 
@@ -81,7 +82,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"fp32, fastest of {results['args']['repeats']} calls per product, in us, cycling over "
         f"{results['args']['copies']} cold weights. MKL = `F.linear` (torch's default); oneDNN = "
-        "`PackedLinear` (weight reordered once; `engine.cpu_linear = \"onednn\"`, the default)."
+        "`PackedLinear` (weight reordered once). The engine chooses between them per batch-row bucket at start "
+        "(`engine.cpu_linear = \"auto\"`, the default; `models/engine/kernels.py`)."
         + (" int8pack = `aten._weight_int8pack_mm` (weight-only int8, per-channel scales)." if int8 else ""),
         "",
         "| shape (in x out) | rows | MKL us | oneDNN us | MKL / oneDNN |" + (" int8pack us |" if int8 else ""),

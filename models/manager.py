@@ -12,6 +12,7 @@ from pathlib import Path
 from models.engine.config import EngineConfig
 from models.engine.device_thread import DeviceThread
 from models.engine.engine import Engine
+from models.engine.kernels import KernelCache
 from models.engine.observer import NULL_OBSERVER, EngineObserver
 from models.errors import FailedPrecondition, ModelUnavailable, Unavailable
 from models.loading import LoadedModel, load_model, weights_unavailable
@@ -55,6 +56,7 @@ class ModelManager:
         self._runtimes: dict[str, ModelRuntime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._stopping = False
+        self._measuring: set[asyncio.Task] = set()
 
     async def runtime(self, name: str | None) -> ModelRuntime:
         """The runtime of `name` (default when empty), loading it on first use."""
@@ -80,9 +82,12 @@ class ModelManager:
         try:
             loaded = await device_thread.run(load_model, spec, self._cache_dir)
             observer = self._observer(spec.name) if self._observer else NULL_OBSERVER
+            # The kernel choice is measured once per machine and kept beside the model copy.
+            kernels = KernelCache(self._cache_dir / spec.name / "kernels", spec.name,
+                                  self._engine_config.kernel_cache_max_load)
             engine = await device_thread.run(
                 lambda: Engine(loaded.model, loaded.tokenizer, self._engine_config, device=loaded.device,
-                               observer=observer))
+                               observer=observer, kernel_cache=kernels))
         except FailedPrecondition:
             device_thread.close()
             raise
@@ -91,8 +96,19 @@ class ModelManager:
             log.exception("model %s failed to load", spec.name)
             raise ModelUnavailable(spec.name, f"loading failed: {type(exc).__name__}", self.available_names()) from exc
         engine.start(device_thread)
+        self._measuring.add(asyncio.create_task(self._choose_kernels(spec.name, engine)))
         log.info("model %s ready on %s (context %d)", spec.name, loaded.device, loaded.context_window)
         return ModelRuntime(loaded, engine)
+
+    async def _choose_kernels(self, name: str, engine: Engine) -> None:
+        """Without a cached kernel choice, measure one after the engine serves: a first
+        start on a new machine is not held up by it."""
+        try:
+            await engine.choose_kernels()
+        except Unavailable:  # stopped meanwhile
+            pass
+        except Exception:
+            log.exception("choosing the linear kernels of %s failed; oneDNN serves every batch size", name)
 
     def loaded(self, name: str) -> ModelRuntime | None:
         return self._runtimes.get(name)
@@ -111,5 +127,7 @@ class ModelManager:
 
     async def stop(self) -> None:
         self._stopping = True
+        for task in self._measuring:
+            task.cancel()
         for runtime in self._runtimes.values():
             await asyncio.to_thread(runtime.engine.stop)

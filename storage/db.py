@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -93,7 +92,12 @@ class Database:
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT construct, which offers `on_conflict_do_nothing/update`."""
-        return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
+        # Imported here: a server on SQLite never loads the PostgreSQL dialect, nor the reverse.
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

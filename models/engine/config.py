@@ -67,10 +67,18 @@ class EngineConfig:
     weight-only int8 kernel of this torch is slower than fp32 on the CPU. bf16's delta,
     scored with its operands rounded to bf16, is -0.04%."""
 
-    cpu_linear: Literal["onednn", "torch"] = "onednn"
-    """CPU kernels of the fp32/bf16 linear layers: "onednn" reorders each weight once for
-    oneDNN (`models/engine/packed.py`; 2-3x faster products at decode batch sizes, and a
-    row's result does not depend on its batch), "torch" keeps torch's default (MKL)."""
+    cpu_linear: Literal["auto", "onednn", "torch"] = "auto"
+    """CPU kernels of the fp32/bf16 linear layers. "auto": per batch-row bucket, the faster
+    of torch's default (MKL) and oneDNN on weights reordered once (`models/engine/packed.py`),
+    measured at start-up and cached beside the model copy (`models/engine/kernels.py`);
+    "onednn" or "torch" forces one for every batch size (oneDNN gives a row the same bits
+    whatever shares its batch)."""
+
+    kernel_cache_max_load: float | None = None
+    """Highest 1-minute load average at which a measured kernel choice (`cpu_linear = "auto"`)
+    is cached for later starts; None: the number of cores. Past one runnable thread per core,
+    other processes stall OpenMP barriers and the measurement favours single-threaded
+    kernels, right for that moment only; such a choice is used but measured again next start."""
 
     num_threads: int | None = None
     """torch intra-op threads for the engine thread; None leaves torch's setting."""
@@ -99,5 +107,5 @@ class EngineConfig:
                              "SmolLM2's held-out perplexity by 219% (bench/perplexity.md); use 'fp32' or 'bf16'")
         if self.weight_format not in ("fp32", "bf16"):
             raise ValueError(f"engine.weight_format must be 'fp32' or 'bf16', got {self.weight_format!r}")
-        if self.cpu_linear not in ("onednn", "torch"):
-            raise ValueError("EngineConfig.cpu_linear must be 'onednn' or 'torch'")
+        if self.cpu_linear not in ("auto", "onednn", "torch"):
+            raise ValueError("EngineConfig.cpu_linear must be 'auto', 'onednn' or 'torch'")

@@ -20,6 +20,7 @@ from models.engine.admission import EngineStats, check_request, context_window
 from models.engine.config import EngineConfig
 from models.engine.detokenize import RowDetokenizer, eos_ids_of
 from models.engine.device_thread import DeviceThread
+from models.engine.kernels import KernelCache, KernelPlan, install_linear_kernels
 from models.engine.observer import (
     NULL_OBSERVER,
     EngineObserver,
@@ -45,17 +46,21 @@ class Engine:
     """Continuous-batching engine over one Hugging Face causal LM on one device."""
 
     def __init__(self, model, tokenizer, config: EngineConfig | None = None,
-                 device: str | torch.device | None = None, observer: EngineObserver = NULL_OBSERVER) -> None:
+                 device: str | torch.device | None = None, observer: EngineObserver = NULL_OBSERVER,
+                 kernel_cache: KernelCache | None = None, kernel_plan: KernelPlan | None = None) -> None:
+        """Build on the thread that will run the engine (`start(device_thread)`): the linear
+        kernels are measured here, with that thread's OpenMP team. `kernel_cache` keeps the
+        measured choice across starts; `kernel_plan` imposes one (tests, benchmarks)."""
         self.config = config = config or EngineConfig()
         self.observer = observer
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = model.to(self.device).eval()
-        if config.weight_format == "bf16":
-            from models.engine.packed import pack_bf16
-            pack_bf16(model, self.device)
-        elif config.cpu_linear == "onednn" and self.device.type == "cpu":
-            from models.engine.packed import pack_linears
-            pack_linears(model)
+        if config.num_threads and self.device.type == "cpu":
+            torch.set_num_threads(config.num_threads)
+        self.kernels: KernelPlan | None
+        """The linear kernel per batch-row bucket on a CPU (None on other devices)."""
+        self.kernels, self._measurement = install_linear_kernels(model, config, self.device, kernel_cache,
+                                                                 kernel_plan)
         self.model = model
         self.tokenizer = tokenizer
         self.max_seq_len = context_window(model, config)
@@ -106,6 +111,24 @@ class Engine:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    async def choose_kernels(self) -> KernelPlan | None:
+        """Measure the linear kernels, when no plan was cached, configured or given, in
+        small units between steps (the engine serves meanwhile, on oneDNN for every batch
+        size); the plan in force afterwards."""
+        measurement, self._measurement = self._measurement, None
+        if measurement is not None:
+            self.kernels = await self.run_background(measurement.units())
+        return self.kernels
+
+    def choose_kernels_now(self) -> KernelPlan | None:
+        """`choose_kernels` at once, on the calling thread; before `start()` only."""
+        if self._state != "new":
+            raise RuntimeError("choose_kernels_now() is for an engine not started yet")
+        measurement, self._measurement = self._measurement, None
+        if measurement is not None:
+            self.kernels = measurement.run()
+        return self.kernels
 
 
     # ---- public API -------------------------------------------------------------

@@ -1,17 +1,21 @@
-"""oneDNN-packed weights for the linear layers of a model on the CPU.
+"""oneDNN-packed weights for the linear layers of a model on the CPU, beside torch's own
+linear, with the path chosen per call by the number of rows.
 
 torch's default CPU linear (MKL sgemm) re-packs the weight matrix on every call. With
 the few rows of a decode step and weights that no longer sit in the CPU caches, that
-packing is most of the cost: on a 2-core AMD EPYC, a 32x576 @ 576x1536 product with a
+packing can be most of the cost: on a 2-core AMD EPYC, a 32x576 @ 576x1536 product with a
 cold fp32 weight took 635 us through `F.linear` and 212 us through oneDNN with the
-weight reordered once (94 vs 240 us for one row). oneDNN's packed product also gives a
-row the same bits whatever other rows share the batch, which MKL does not guarantee.
+weight reordered once (94 vs 240 us for one row). On a 2-core Xeon (AVX-512, AMX) MKL won
+at one row and oneDNN at 16, so which path is faster depends on the machine and on the
+row count: `models/engine/kernels.py` measures it at start-up and hands each layer a
+`RowDispatch`. oneDNN's packed product gives a row the same bits whatever other rows
+share the batch, which MKL does not guarantee.
 
 `pack_linears` swaps each `nn.Linear` (and GPT-2's `Conv1D`) for a `PackedLinear` that
 keeps the original parameters (state dicts, tied embeddings and autograd still see
-them) and adds the packed copy (so the linear weights take twice their memory). Calls
-that need gradients through the layer (specialist training backpropagates into adapters
-across frozen base layers) take the plain path.
+them) and adds the packed copy (so the linear weights take twice their memory while
+the packed path is in use). Calls that need gradients through the layer (specialist
+training backpropagates into adapters across frozen base layers) take the plain path.
 """
 
 from __future__ import annotations
@@ -49,11 +53,43 @@ def packing_supported(dtype: torch.dtype) -> bool:
     return True
 
 
+class RowDispatch:
+    """Which path a forward of `rows` rows (tokens) takes: the packed oneDNN product or
+    torch's own linear. One instance is shared by every layer of a model, so changing it
+    switches them all."""
+
+    __slots__ = ("_beyond", "_packed")
+
+    def __init__(self, packed_upto: tuple[bool, ...] = (), beyond: bool = True) -> None:
+        self._packed = packed_upto
+        """Index r: whether r rows take the packed path."""
+        self._beyond = beyond
+        """Row counts past the table."""
+
+    def packed(self, rows: int) -> bool:
+        return self._packed[rows] if rows < len(self._packed) else self._beyond
+
+    @classmethod
+    def always(cls, packed: bool) -> RowDispatch:
+        return cls((), packed)
+
+    def state(self) -> tuple[tuple[bool, ...], bool]:
+        return self._packed, self._beyond
+
+    def set(self, packed_upto: tuple[bool, ...], beyond: bool) -> None:
+        self._packed, self._beyond = packed_upto, beyond
+
+    def uses(self, packed: bool) -> bool:
+        """Whether some row count takes that path (its weight copy is needed)."""
+        return self._beyond == packed or packed in self._packed
+
+
 class PackedLinear(nn.Linear):
-    """`nn.Linear` whose inference forward runs on a oneDNN-reordered weight."""
+    """`nn.Linear` whose inference forward runs on a oneDNN-reordered weight or on torch's
+    linear, as its `RowDispatch` says for the call's row count."""
 
     def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, transposed: bool = False,
-                 compute_dtype: torch.dtype | None = None) -> None:
+                 compute_dtype: torch.dtype | None = None, dispatch: RowDispatch | None = None) -> None:
         nn.Module.__init__(self)
         # The original parameters stay as they are (shape included), so state dicts,
         # tied embeddings and the autograd path see the same tensors as before.
@@ -62,38 +98,72 @@ class PackedLinear(nn.Linear):
         self.transposed = transposed
         self.out_features, self.in_features = weight.shape[::-1] if transposed else weight.shape
         self.compute_dtype = compute_dtype or weight.dtype
+        self.dispatch = dispatch or RowDispatch.always(True)
+        self._packed: torch.Tensor | None = None
+        self._plain: torch.Tensor | None = None
+        self._bias: torch.Tensor | None = None
+        self.keep(packed=self.dispatch.uses(True), plain=self.dispatch.uses(False))
+
+    def configure(self, dispatch: RowDispatch, compute_dtype: torch.dtype | None = None) -> None:
+        """Follow `dispatch` from now on (an engine built again on an already packed model
+        brings its own choice), products in `compute_dtype` (None: the weight's dtype)."""
+        compute_dtype = compute_dtype or self.weight.dtype
+        if compute_dtype != self.compute_dtype:
+            self.keep(packed=False, plain=False)
+            self.compute_dtype = compute_dtype
+        self.dispatch = dispatch
+        self.keep(packed=dispatch.uses(True), plain=dispatch.uses(False))
+
+    def keep(self, *, packed: bool, plain: bool) -> None:
+        """Build or drop the weight copies of each path (a path whose copy is dropped must
+        not be dispatched to)."""
         with torch.no_grad():
-            w = weight.detach().to(self.compute_dtype)
-            w = w.t().contiguous() if transposed else w
-            self._packed = torch.ops.mkldnn._reorder_linear_weight(w, _PACK_ROWS_HINT)
-            self._bias = None if bias is None else bias.detach().to(self.compute_dtype)
+            w = self.weight.detach()
+            w = w.t() if self.transposed else w
+            if packed and self._packed is None:
+                self._packed = torch.ops.mkldnn._reorder_linear_weight(
+                    w.to(self.compute_dtype).contiguous(), _PACK_ROWS_HINT)
+            elif not packed:
+                self._packed = None
+            if plain and self._plain is None:
+                # Same dtype: a view of the parameter, no copy.
+                self._plain = w if self.compute_dtype == w.dtype else w.to(self.compute_dtype).contiguous()
+            elif not plain:
+                self._plain = None
+            self._bias = None if self.bias is None else self.bias.detach().to(self.compute_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         if needs_grad or x.dtype != self.weight.dtype:
             weight = self.weight.t() if self.transposed else self.weight
             return F.linear(x, weight, self.bias)
-        if self.compute_dtype == x.dtype:
-            return torch.ops.mkldnn._linear_pointwise(x, self._packed, self._bias, "none", [], "")
+        xc = x if self.compute_dtype == x.dtype else x.to(self.compute_dtype)
+        if self.dispatch.packed(x.numel() // self.in_features):
+            y = torch.ops.mkldnn._linear_pointwise(xc, self._packed, self._bias, "none", [], "")
+        else:
+            y = F.linear(xc, self._plain, self._bias)
         # Lower-precision products only: activations, norms, attention and the KV cache
         # around them keep the model's dtype.
-        y = torch.ops.mkldnn._linear_pointwise(x.to(self.compute_dtype), self._packed, self._bias, "none", [], "")
-        return y.to(x.dtype)
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
-def _replacement(module: nn.Module, compute_dtype: torch.dtype | None) -> PackedLinear | None:
+def _replacement(module: nn.Module, compute_dtype: torch.dtype | None,
+                 dispatch: RowDispatch | None) -> PackedLinear | None:
     if type(module) is nn.Linear:  # exact type: a PackedLinear is never packed again
-        return PackedLinear(module.weight, module.bias, compute_dtype=compute_dtype)
+        return PackedLinear(module.weight, module.bias, compute_dtype=compute_dtype, dispatch=dispatch)
     if type(module).__name__ == "Conv1D" and hasattr(module, "nf"):
         # transformers' Conv1D keeps the weight as [in, out]: x @ W + b.
-        return PackedLinear(module.weight, module.bias, transposed=True, compute_dtype=compute_dtype)
+        return PackedLinear(module.weight, module.bias, transposed=True, compute_dtype=compute_dtype,
+                            dispatch=dispatch)
     return None
 
 
-def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None) -> int:
+def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None,
+                 dispatch: RowDispatch | None = None) -> int:
     """Replace the model's CPU float linears in place; returns how many were packed.
     `compute_dtype` (e.g. bfloat16) runs the products in that precision, on weights
-    converted once; None keeps each weight's own dtype."""
+    converted once; None keeps each weight's own dtype. `dispatch` (shared by every
+    layer) picks the path per row count; None: always the packed one."""
     if not onednn_available():
         log.info("oneDNN packed linears unavailable in this torch build; using torch's default")
         return 0
@@ -103,7 +173,7 @@ def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None) -> 
         if (weight is not None and weight.device.type == "cpu"
                 and weight.dtype in (torch.float32, torch.bfloat16)
                 and packing_supported(compute_dtype or weight.dtype)):
-            new = _replacement(module, compute_dtype)
+            new = _replacement(module, compute_dtype, dispatch)
             if new is not None:
                 targets.append((name, new))
     for name, new in targets:
@@ -112,11 +182,15 @@ def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None) -> 
     return len(targets)
 
 
-def pack_bf16(model: nn.Module, device: torch.device) -> int:
-    """weight_format "bf16": bfloat16 products on packed weights; CPU only."""
+def packed_layers(model: nn.Module) -> list[PackedLinear]:
+    return [m for m in model.modules() if isinstance(m, PackedLinear)]
+
+
+def check_bf16(device: torch.device) -> None:
+    """weight_format "bf16" runs bfloat16 products on oneDNN; CPU only, and only where
+    this CPU's oneDNN has them."""
     if device.type != "cpu":
         raise ValueError("weight_format='bf16' is only supported on CPU (set the model's dtype instead)")
     if not packing_supported(torch.bfloat16):
         raise ValueError("weight_format='bf16' needs bfloat16 products in oneDNN, which this CPU lacks "
                          "(they need AVX-512 or AVX-NE-CONVERT); use weight_format='fp32'")
-    return pack_linears(model, torch.bfloat16)

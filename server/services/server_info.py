@@ -56,11 +56,15 @@ class ServerServicer(pb_grpc.ServerServiceServicer):
         states = self._service_states()
         status = "ok" if runtime is not None and states.get("", "") == "SERVING" else "starting"
         weights = str(getattr(runtime.loaded.model, "name_or_path", "")) if runtime else ""
+        plan = runtime.engine.kernels if runtime else None
+        kernels = [pb.LinearKernel(min_rows=b.min_rows, max_rows=b.max_rows or 0, kernel=b.kernel,
+                                   measured_ms=b.measured_ms) for b in plan.buckets] if plan else []
         return pb.GetHealthResponse(
             status=status, model=default, device=str(runtime.loaded.device) if runtime else "",
             timestamp=time.time(), initialized=runtime is not None, specialists=await self._specialists(),
             service="llmserve", version=VERSION, gpu_available=bool(gpus), gpu_count=len(gpus),
-            memory_status=memory, services=states, tokenizer_path=weights, generalist_ckpt_path=weights)
+            memory_status=memory, services=states, tokenizer_path=weights, generalist_ckpt_path=weights,
+            linear_kernels=kernels, linear_kernels_source=plan.source if plan else "")
 
 
 BINDING = ServiceBinding(full_name(pb, "ServerService"), pb_grpc.add_ServerServiceServicer_to_server,

@@ -13,9 +13,10 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
 from llmserve.generation.v1 import generation_service_pb2 as pb
 from llmserve.generation.v1 import generation_service_pb2_grpc as pb_grpc
+from llmserve.server.v1 import server_service_pb2, server_service_pb2_grpc
+
 from models.engine.config import EngineConfig
 from tests.support import make_settings, running, tiny_specs
 from tools import envoy_config
@@ -114,3 +115,32 @@ async def test_cancelled_client_frees_the_row(slow_tiny):
     await _wait_for(lambda: engine.stats().running_rows == 0, timeout=5.0)
     # It left early: far fewer than the 480 tokens it asked for were generated.
     assert engine.stats().tokens_generated - before < 400
+
+
+async def _health(port: int) -> server_service_pb2.GetHealthResponse:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return await server_service_pb2_grpc.ServerServiceStub(channel).GetHealth(server_service_pb2.GetHealthRequest())
+
+
+async def test_health_shows_the_kernel_choice_measured_at_the_first_start_and_read_at_the_next(
+        tmp_path: Path, tiny_model_dir: Path):
+    # Cached whatever the load: this test is about the cache, not about a quiet machine.
+    settings = make_settings(tmp_path, tiny_specs(tiny_model_dir), "tiny",
+                             engine=EngineConfig(kernel_cache_max_load=1e9))
+    async with running(settings) as app:
+        engine = app.manager.loaded("tiny").engine
+        # SERVING comes first; the measurement runs between the engine's steps after it.
+        await _wait_for(lambda: engine.kernels.source == "measured", timeout=60)
+        first = await _health(app.port)
+        plan = engine.kernels
+    assert first.linear_kernels_source == "measured"
+    assert [(k.min_rows, k.max_rows, k.kernel) for k in first.linear_kernels] == [
+        (b.min_rows, b.max_rows or 0, b.kernel) for b in plan.buckets]
+    assert first.linear_kernels[0].min_rows == 1 and first.linear_kernels[-1].max_rows == 0
+    assert all(set(k.measured_ms) == {"torch", "onednn"} for k in first.linear_kernels)
+    assert list((tmp_path / "models" / "tiny" / "kernels").glob("kernels-*.json"))
+
+    async with running(settings) as app:
+        second = await _health(app.port)
+    assert second.linear_kernels_source == "cache"
+    assert list(second.linear_kernels) == list(first.linear_kernels)

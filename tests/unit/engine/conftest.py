@@ -31,12 +31,13 @@ def make_engine(tokenizer, llama):
     engines: list[Engine] = []
     threads = torch.get_num_threads()
 
-    def factory(model=None, **config) -> Engine:
+    def factory(model=None, kernel_plan=None, kernel_cache=None, **config) -> Engine:
         config.setdefault("kv_initial_len", 16)  # small, so tests also exercise cache growth
         # One intra-op thread: tiny matrices gain nothing from two, and on a shared
         # 2-core machine OpenMP barriers make 2-thread steps 10-40x slower.
         config.setdefault("num_threads", 1)
-        engine = Engine(model if model is not None else llama, tokenizer, EngineConfig(**config), device="cpu")
+        engine = Engine(model if model is not None else llama, tokenizer, EngineConfig(**config), device="cpu",
+                        kernel_plan=kernel_plan, kernel_cache=kernel_cache)
         engine.start()
         engines.append(engine)
         return engine

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
+import torch
 from engine_testlib import collect, wait_steps
 
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
+from models.engine.kernels import BUCKETS, BucketChoice, KernelPlan
+from models.engine.packed import onednn_available, packing_supported
 from models.generation import ChatTurn, chat_prompt_ids
 from models.loading import load_model
 from models.registry import default_specs
@@ -60,10 +62,29 @@ def fillers(tokenizer) -> list:
     return out
 
 
+def _kernel_plans() -> dict[str, KernelPlan]:
+    """Every kernel this CPU offers, for every batch size, and the two fp32 kernels
+    alternating over the buckets (so a row changes kernel as its batch grows and shrinks)."""
+    plans = {"torch": KernelPlan.fixed("torch", "configured")}
+    if onednn_available():
+        plans["onednn"] = KernelPlan.fixed("onednn", "configured")
+        plans["mixed"] = KernelPlan(tuple(BucketChoice(lo, hi, "torch" if i % 2 == 0 else "onednn")
+                                          for i, (lo, hi, _) in enumerate(BUCKETS)), "configured")
+    return plans
+
+
+KERNEL_PLANS = _kernel_plans()
+BF16_KERNELS = ["torch-bf16", "onednn-bf16"] if packing_supported(torch.bfloat16) else []
+
+
+@pytest.mark.parametrize("kernels", [*KERNEL_PLANS, *BF16_KERNELS])
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("budget", [512, 7])
-async def test_greedy_alone_equals_greedy_in_busy_batch(arch, budget, request, make_engine, tokenizer):
-    engine = make_engine(request.getfixturevalue(arch), prefill_token_budget=budget)
+async def test_greedy_alone_equals_greedy_in_busy_batch(arch, budget, kernels, request, make_engine, tokenizer):
+    plan = KERNEL_PLANS.get(kernels) or KernelPlan.fixed(kernels, "configured")
+    engine = make_engine(request.getfixturevalue(arch), prefill_token_budget=budget, kernel_plan=plan,
+                         weight_format="bf16" if kernels.endswith("bf16") else "fp32")
+    assert engine.kernels == plan
     prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
     alone = [await collect(engine, ids, GREEDY) for ids in prompts]
     batched = await staggered(engine, [(ids, GREEDY) for ids in prompts], fillers(tokenizer))
@@ -79,9 +100,10 @@ async def _drained(engine) -> bool:
     return engine.stats().running_rows == 0
 
 
+@pytest.mark.parametrize("kernels", list(KERNEL_PLANS))
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
-async def test_seeded_sampling_alone_equals_batched(arch, request, make_engine, tokenizer):
-    engine = make_engine(request.getfixturevalue(arch))
+async def test_seeded_sampling_alone_equals_batched(arch, kernels, request, make_engine, tokenizer):
+    engine = make_engine(request.getfixturevalue(arch), kernel_plan=KERNEL_PLANS[kernels])
     prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
     reqs = list(zip(prompts, SAMPLED))
     alone = [await collect(engine, ids, p) for ids, p in reqs]
@@ -124,12 +146,13 @@ def smollm2():
 
 
 @pytest.mark.slow
-async def test_smollm2_greedy_alone_equals_greedy_in_busy_batch(smollm2):
+@pytest.mark.parametrize("kernels", list(KERNEL_PLANS))
+async def test_smollm2_greedy_alone_equals_greedy_in_busy_batch(smollm2, kernels):
     tokenizer = smollm2.tokenizer
     # A small prefill budget and cache so the long prompt is prefilled in chunks while
     # other rows decode, and the cache grows mid-batch.
     engine = Engine(smollm2.model, tokenizer, EngineConfig(prefill_token_budget=48, kv_initial_len=32),
-                    device=smollm2.device)
+                    device=smollm2.device, kernel_plan=KERNEL_PLANS[kernels])
     engine.start()
     try:
         chat = chat_prompt_ids(tokenizer, [ChatTurn("user", "What is the capital of France?")])

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'llmserve/server/v1/server_service.proto\x12\x12llmserve.server.v1\x1a\x1cgoogle/api/annotations.proto\"\x10\n\x0eGetInfoRequest\"\xbc\x01\n\x0fGetInfoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x45\n\tendpoints\x18\x03 \x03(\x0b\x32\x32.llmserve.server.v1.GetInfoResponse.EndpointsEntry\x12\x0e\n\x06models\x18\x04 \x03(\t\x1a\x30\n\x0e\x45ndpointsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10GetHealthRequest\"1\n\x0cMemoryStatus\x12\x0f\n\x07\x66ree_gb\x18\x01 \x01(\x01\x12\x10\n\x08total_gb\x18\x02 \x01(\x01\"\xbd\x04\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x01\x12\x13\n\x0binitialized\x18\x05 \x01(\x08\x12\x13\n\x0bspecialists\x18\x06 \x03(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x15\n\rgpu_available\x18\t \x01(\x08\x12\x11\n\tgpu_count\x18\n \x01(\x05\x12N\n\rmemory_status\x18\x0b \x03(\x0b\x32\x37.llmserve.server.v1.GetHealthResponse.MemoryStatusEntry\x12\x45\n\x08services\x18\x0c \x03(\x0b\x32\x33.llmserve.server.v1.GetHealthResponse.ServicesEntry\x12\x16\n\x0etokenizer_path\x18\r \x01(\t\x12\x1c\n\x14generalist_ckpt_path\x18\x0e \x01(\t\x12\x1b\n\x13shiftable_ckpt_path\x18\x0f \x01(\t\x1aU\n\x11MemoryStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .llmserve.server.v1.MemoryStatus:\x02\x38\x01\x1a/\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xf3\x01\n\rServerService\x12i\n\x07GetInfo\x12\".llmserve.server.v1.GetInfoRequest\x1a#.llmserve.server.v1.GetInfoResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\x08/v1/infoZ\x03\x12\x01/\x12w\n\tGetHealth\x12$.llmserve.server.v1.GetHealthRequest\x1a%.llmserve.server.v1.GetHealthResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\n/v1/healthZ\t\x12\x07/healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'llmserve/server/v1/server_service.proto\x12\x12llmserve.server.v1\x1a\x1cgoogle/api/annotations.proto\"\x10\n\x0eGetInfoRequest\"\xbc\x01\n\x0fGetInfoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x45\n\tendpoints\x18\x03 \x03(\x0b\x32\x32.llmserve.server.v1.GetInfoResponse.EndpointsEntry\x12\x0e\n\x06models\x18\x04 \x03(\t\x1a\x30\n\x0e\x45ndpointsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10GetHealthRequest\"1\n\x0cMemoryStatus\x12\x0f\n\x07\x66ree_gb\x18\x01 \x01(\x01\x12\x10\n\x08total_gb\x18\x02 \x01(\x01\"\x96\x05\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x01\x12\x13\n\x0binitialized\x18\x05 \x01(\x08\x12\x13\n\x0bspecialists\x18\x06 \x03(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x15\n\rgpu_available\x18\t \x01(\x08\x12\x11\n\tgpu_count\x18\n \x01(\x05\x12N\n\rmemory_status\x18\x0b \x03(\x0b\x32\x37.llmserve.server.v1.GetHealthResponse.MemoryStatusEntry\x12\x45\n\x08services\x18\x0c \x03(\x0b\x32\x33.llmserve.server.v1.GetHealthResponse.ServicesEntry\x12\x16\n\x0etokenizer_path\x18\r \x01(\t\x12\x1c\n\x14generalist_ckpt_path\x18\x0e \x01(\t\x12\x1b\n\x13shiftable_ckpt_path\x18\x0f \x01(\t\x12\x38\n\x0elinear_kernels\x18\x10 \x03(\x0b\x32 .llmserve.server.v1.LinearKernel\x12\x1d\n\x15linear_kernels_source\x18\x11 \x01(\t\x1aU\n\x11MemoryStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .llmserve.server.v1.MemoryStatus:\x02\x38\x01\x1a/\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbc\x01\n\x0cLinearKernel\x12\x10\n\x08min_rows\x18\x01 \x01(\x05\x12\x10\n\x08max_rows\x18\x02 \x01(\x05\x12\x0e\n\x06kernel\x18\x03 \x01(\t\x12\x45\n\x0bmeasured_ms\x18\x04 \x03(\x0b\x32\x30.llmserve.server.v1.LinearKernel.MeasuredMsEntry\x1a\x31\n\x0fMeasuredMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xf3\x01\n\rServerService\x12i\n\x07GetInfo\x12\".llmserve.server.v1.GetInfoRequest\x1a#.llmserve.server.v1.GetInfoResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\x08/v1/infoZ\x03\x12\x01/\x12w\n\tGetHealth\x12$.llmserve.server.v1.GetHealthRequest\x1a%.llmserve.server.v1.GetHealthResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\n/v1/healthZ\t\x12\x07/healthb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETHEALTHRESPONSE_MEMORYSTATUSENTRY']._serialized_options = b'8\001'
   _globals['_GETHEALTHRESPONSE_SERVICESENTRY']._loaded_options = None
   _globals['_GETHEALTHRESPONSE_SERVICESENTRY']._serialized_options = b'8\001'
+  _globals['_LINEARKERNEL_MEASUREDMSENTRY']._loaded_options = None
+  _globals['_LINEARKERNEL_MEASUREDMSENTRY']._serialized_options = b'8\001'
   _globals['_SERVERSERVICE'].methods_by_name['GetInfo']._loaded_options = None
   _globals['_SERVERSERVICE'].methods_by_name['GetInfo']._serialized_options = b'\202\323\344\223\002\017\022\010/v1/infoZ\003\022\001/'
   _globals['_SERVERSERVICE'].methods_by_name['GetHealth']._loaded_options = None
@@ -53,11 +55,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMORYSTATUS']._serialized_start=322
   _globals['_MEMORYSTATUS']._serialized_end=371
   _globals['_GETHEALTHRESPONSE']._serialized_start=374
-  _globals['_GETHEALTHRESPONSE']._serialized_end=947
-  _globals['_GETHEALTHRESPONSE_MEMORYSTATUSENTRY']._serialized_start=813
-  _globals['_GETHEALTHRESPONSE_MEMORYSTATUSENTRY']._serialized_end=898
-  _globals['_GETHEALTHRESPONSE_SERVICESENTRY']._serialized_start=900
-  _globals['_GETHEALTHRESPONSE_SERVICESENTRY']._serialized_end=947
-  _globals['_SERVERSERVICE']._serialized_start=950
-  _globals['_SERVERSERVICE']._serialized_end=1193
+  _globals['_GETHEALTHRESPONSE']._serialized_end=1036
+  _globals['_GETHEALTHRESPONSE_MEMORYSTATUSENTRY']._serialized_start=902
+  _globals['_GETHEALTHRESPONSE_MEMORYSTATUSENTRY']._serialized_end=987
+  _globals['_GETHEALTHRESPONSE_SERVICESENTRY']._serialized_start=989
+  _globals['_GETHEALTHRESPONSE_SERVICESENTRY']._serialized_end=1036
+  _globals['_LINEARKERNEL']._serialized_start=1039
+  _globals['_LINEARKERNEL']._serialized_end=1227
+  _globals['_LINEARKERNEL_MEASUREDMSENTRY']._serialized_start=1178
+  _globals['_LINEARKERNEL_MEASUREDMSENTRY']._serialized_end=1227
+  _globals['_SERVERSERVICE']._serialized_start=1230
+  _globals['_SERVERSERVICE']._serialized_end=1473
 # @@protoc_insertion_point(module_scope)

@@ -43,7 +43,7 @@ class MemoryStatus(_message.Message):
     def __init__(self, free_gb: _Optional[float] = ..., total_gb: _Optional[float] = ...) -> None: ...
 
 class GetHealthResponse(_message.Message):
-    __slots__ = ("status", "model", "device", "timestamp", "initialized", "specialists", "service", "version", "gpu_available", "gpu_count", "memory_status", "services", "tokenizer_path", "generalist_ckpt_path", "shiftable_ckpt_path")
+    __slots__ = ("status", "model", "device", "timestamp", "initialized", "specialists", "service", "version", "gpu_available", "gpu_count", "memory_status", "services", "tokenizer_path", "generalist_ckpt_path", "shiftable_ckpt_path", "linear_kernels", "linear_kernels_source")
     class MemoryStatusEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,8 @@ class GetHealthResponse(_message.Message):
     TOKENIZER_PATH_FIELD_NUMBER: _ClassVar[int]
     GENERALIST_CKPT_PATH_FIELD_NUMBER: _ClassVar[int]
     SHIFTABLE_CKPT_PATH_FIELD_NUMBER: _ClassVar[int]
+    LINEAR_KERNELS_FIELD_NUMBER: _ClassVar[int]
+    LINEAR_KERNELS_SOURCE_FIELD_NUMBER: _ClassVar[int]
     status: str
     model: str
     device: str
@@ -88,4 +90,25 @@ class GetHealthResponse(_message.Message):
     tokenizer_path: str
     generalist_ckpt_path: str
     shiftable_ckpt_path: str
-    def __init__(self, status: _Optional[str] = ..., model: _Optional[str] = ..., device: _Optional[str] = ..., timestamp: _Optional[float] = ..., initialized: _Optional[bool] = ..., specialists: _Optional[_Iterable[str]] = ..., service: _Optional[str] = ..., version: _Optional[str] = ..., gpu_available: _Optional[bool] = ..., gpu_count: _Optional[int] = ..., memory_status: _Optional[_Mapping[str, MemoryStatus]] = ..., services: _Optional[_Mapping[str, str]] = ..., tokenizer_path: _Optional[str] = ..., generalist_ckpt_path: _Optional[str] = ..., shiftable_ckpt_path: _Optional[str] = ...) -> None: ...
+    linear_kernels: _containers.RepeatedCompositeFieldContainer[LinearKernel]
+    linear_kernels_source: str
+    def __init__(self, status: _Optional[str] = ..., model: _Optional[str] = ..., device: _Optional[str] = ..., timestamp: _Optional[float] = ..., initialized: _Optional[bool] = ..., specialists: _Optional[_Iterable[str]] = ..., service: _Optional[str] = ..., version: _Optional[str] = ..., gpu_available: _Optional[bool] = ..., gpu_count: _Optional[int] = ..., memory_status: _Optional[_Mapping[str, MemoryStatus]] = ..., services: _Optional[_Mapping[str, str]] = ..., tokenizer_path: _Optional[str] = ..., generalist_ckpt_path: _Optional[str] = ..., shiftable_ckpt_path: _Optional[str] = ..., linear_kernels: _Optional[_Iterable[_Union[LinearKernel, _Mapping]]] = ..., linear_kernels_source: _Optional[str] = ...) -> None: ...
+
+class LinearKernel(_message.Message):
+    __slots__ = ("min_rows", "max_rows", "kernel", "measured_ms")
+    class MeasuredMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_MS_FIELD_NUMBER: _ClassVar[int]
+    min_rows: int
+    max_rows: int
+    kernel: str
+    measured_ms: _containers.ScalarMap[str, float]
+    def __init__(self, min_rows: _Optional[int] = ..., max_rows: _Optional[int] = ..., kernel: _Optional[str] = ..., measured_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...

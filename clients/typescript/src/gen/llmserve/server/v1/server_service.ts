@@ -88,6 +88,18 @@ export interface GetHealthResponse {
   generalistCkptPath: string;
   /** Output only. Folder of the trained specialist weights, when any. */
   shiftableCkptPath: string;
+  /**
+   * Output only. The default model's linear-layer kernels, one entry per range of batch rows
+   * (tokens in one forward), in increasing order; empty until it is loaded, and off the CPU.
+   */
+  linearKernels: LinearKernel[];
+  /**
+   * Output only. Where `linear_kernels` came from: "measured" (at this start), "cache" (an
+   * earlier start's measurement on this machine), "configured" (`engine.cpu_linear` names one),
+   * "only" (one kernel available) or "pending" (oneDNN for every batch size until the
+   * measurement, run between the engine's first steps, is done); empty when `linear_kernels` is.
+   */
+  linearKernelsSource: string;
 }
 
 export interface GetHealthResponse_MemoryStatusEntry {
@@ -98,6 +110,29 @@ export interface GetHealthResponse_MemoryStatusEntry {
 export interface GetHealthResponse_ServicesEntry {
   key: string;
   value: string;
+}
+
+/** The linear-layer kernel an engine uses for one range of batch rows. */
+export interface LinearKernel {
+  /** Output only. Fewest rows (tokens in one forward) of the range, >= 1. */
+  minRows: number;
+  /** Output only. Most rows of the range; 0 means no upper bound. */
+  maxRows: number;
+  /**
+   * Output only. The kernel: "torch" (torch's default, MKL), "onednn" (oneDNN on weights
+   * reordered once), or either with "-bf16" (bfloat16 products, weight_format "bf16").
+   */
+  kernel: string;
+  /**
+   * Output only. Milliseconds of one pass over every linear layer of the model at the
+   * range's measured row count, per kernel name; empty when the kernel was not measured.
+   */
+  measuredMs: { [key: string]: number };
+}
+
+export interface LinearKernel_MeasuredMsEntry {
+  key: string;
+  value: number;
 }
 
 function createBaseGetInfoRequest(): GetInfoRequest {
@@ -546,6 +581,8 @@ function createBaseGetHealthResponse(): GetHealthResponse {
     tokenizerPath: "",
     generalistCkptPath: "",
     shiftableCkptPath: "",
+    linearKernels: [],
+    linearKernelsSource: "",
   };
 }
 
@@ -595,6 +632,12 @@ export const GetHealthResponse: MessageFns<GetHealthResponse> = {
     }
     if (message.shiftableCkptPath !== "") {
       writer.uint32(122).string(message.shiftableCkptPath);
+    }
+    for (const v of message.linearKernels) {
+      LinearKernel.encode(v!, writer.uint32(130).fork()).join();
+    }
+    if (message.linearKernelsSource !== "") {
+      writer.uint32(138).string(message.linearKernelsSource);
     }
     return writer;
   },
@@ -738,6 +781,22 @@ export const GetHealthResponse: MessageFns<GetHealthResponse> = {
             message.shiftableCkptPath = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.linearKernels.push(LinearKernel.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.linearKernelsSource = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -828,6 +887,16 @@ export const GetHealthResponse: MessageFns<GetHealthResponse> = {
         : isSet(object.shiftable_ckpt_path)
         ? globalThis.String(object.shiftable_ckpt_path)
         : "",
+      linearKernels: globalThis.Array.isArray(object?.linearKernels)
+        ? object.linearKernels.map((e: any) => LinearKernel.fromJSON(e))
+        : globalThis.Array.isArray(object?.linear_kernels)
+        ? object.linear_kernels.map((e: any) => LinearKernel.fromJSON(e))
+        : [],
+      linearKernelsSource: isSet(object.linearKernelsSource)
+        ? globalThis.String(object.linearKernelsSource)
+        : isSet(object.linear_kernels_source)
+        ? globalThis.String(object.linear_kernels_source)
+        : "",
     };
   },
 
@@ -890,6 +959,12 @@ export const GetHealthResponse: MessageFns<GetHealthResponse> = {
     if (message.shiftableCkptPath !== "") {
       obj.shiftableCkptPath = message.shiftableCkptPath;
     }
+    if (message.linearKernels?.length) {
+      obj.linearKernels = message.linearKernels.map((e) => LinearKernel.toJSON(e));
+    }
+    if (message.linearKernelsSource !== "") {
+      obj.linearKernelsSource = message.linearKernelsSource;
+    }
     return obj;
   },
 
@@ -929,6 +1004,8 @@ export const GetHealthResponse: MessageFns<GetHealthResponse> = {
     message.tokenizerPath = object.tokenizerPath ?? "";
     message.generalistCkptPath = object.generalistCkptPath ?? "";
     message.shiftableCkptPath = object.shiftableCkptPath ?? "";
+    message.linearKernels = object.linearKernels?.map((e) => LinearKernel.fromPartial(e)) || [];
+    message.linearKernelsSource = object.linearKernelsSource ?? "";
     return message;
   },
 };
@@ -1101,6 +1178,259 @@ export const GetHealthResponse_ServicesEntry: MessageFns<GetHealthResponse_Servi
     const message = createBaseGetHealthResponse_ServicesEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseLinearKernel(): LinearKernel {
+  return { minRows: 0, maxRows: 0, kernel: "", measuredMs: {} };
+}
+
+export const LinearKernel: MessageFns<LinearKernel> = {
+  encode(message: LinearKernel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.minRows !== 0) {
+      writer.uint32(8).int32(message.minRows);
+    }
+    if (message.maxRows !== 0) {
+      writer.uint32(16).int32(message.maxRows);
+    }
+    if (message.kernel !== "") {
+      writer.uint32(26).string(message.kernel);
+    }
+    globalThis.Object.entries(message.measuredMs).forEach(([key, value]: [string, number]) => {
+      LinearKernel_MeasuredMsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinearKernel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinearKernel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.minRows = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxRows = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kernel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = LinearKernel_MeasuredMsEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.measuredMs[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LinearKernel {
+    return {
+      minRows: isSet(object.minRows)
+        ? globalThis.Number(object.minRows)
+        : isSet(object.min_rows)
+        ? globalThis.Number(object.min_rows)
+        : 0,
+      maxRows: isSet(object.maxRows)
+        ? globalThis.Number(object.maxRows)
+        : isSet(object.max_rows)
+        ? globalThis.Number(object.max_rows)
+        : 0,
+      kernel: isSet(object.kernel) ? globalThis.String(object.kernel) : "",
+      measuredMs: isObject(object.measuredMs)
+        ? (globalThis.Object.entries(object.measuredMs) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.measured_ms)
+        ? (globalThis.Object.entries(object.measured_ms) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: LinearKernel): unknown {
+    const obj: any = {};
+    if (message.minRows !== 0) {
+      obj.minRows = Math.round(message.minRows);
+    }
+    if (message.maxRows !== 0) {
+      obj.maxRows = Math.round(message.maxRows);
+    }
+    if (message.kernel !== "") {
+      obj.kernel = message.kernel;
+    }
+    if (message.measuredMs) {
+      const entries = globalThis.Object.entries(message.measuredMs) as [string, number][];
+      if (entries.length > 0) {
+        obj.measuredMs = {};
+        entries.forEach(([k, v]) => {
+          obj.measuredMs[k] = floatToJson(v);
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LinearKernel>): LinearKernel {
+    return LinearKernel.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LinearKernel>): LinearKernel {
+    const message = createBaseLinearKernel();
+    message.minRows = object.minRows ?? 0;
+    message.maxRows = object.maxRows ?? 0;
+    message.kernel = object.kernel ?? "";
+    message.measuredMs = (globalThis.Object.entries(object.measuredMs ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseLinearKernel_MeasuredMsEntry(): LinearKernel_MeasuredMsEntry {
+  return { key: "", value: 0 };
+}
+
+export const LinearKernel_MeasuredMsEntry: MessageFns<LinearKernel_MeasuredMsEntry> = {
+  encode(message: LinearKernel_MeasuredMsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinearKernel_MeasuredMsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinearKernel_MeasuredMsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LinearKernel_MeasuredMsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: LinearKernel_MeasuredMsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LinearKernel_MeasuredMsEntry>): LinearKernel_MeasuredMsEntry {
+    return LinearKernel_MeasuredMsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LinearKernel_MeasuredMsEntry>): LinearKernel_MeasuredMsEntry {
+    const message = createBaseLinearKernel_MeasuredMsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
