@@ -239,3 +239,25 @@ def test_multipart_body_gives_the_file_part():
     with pytest.raises(InvalidArgument) as err:
         parse_multipart("application/json", b"{}")
     assert err.value.field == "content_type"
+
+
+def test_activation_files_are_linked_whole_or_not_at_all(tmp_path):
+    from domain.sae.pipeline import _link_files
+
+    src, dst = tmp_path / "job_a", tmp_path / "shared"
+    src.mkdir()
+    (src / "activations.pt").write_bytes(b"tensors")
+    _link_files(src, dst)
+    assert not dst.exists()  # metadata missing: nothing is published
+    (src / "metadata.json").write_text("{}")
+    _link_files(src, dst)
+    assert (dst / "activations.pt").read_bytes() == b"tensors" and (dst / "metadata.json").read_text() == "{}"
+    other = tmp_path / "job_c"
+    other.mkdir()
+    (other / "activations.pt").write_bytes(b"other")
+    (other / "metadata.json").write_text("{}")
+    _link_files(other, dst)  # a published cache is never replaced
+    assert (dst / "activations.pt").read_bytes() == b"tensors"
+    job_b = tmp_path / "job_b"
+    _link_files(dst, job_b)
+    assert sorted(p.name for p in job_b.iterdir()) == ["activations.pt", "metadata.json"]
