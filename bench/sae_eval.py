@@ -123,7 +123,8 @@ def compare(activations: str, tokens: int, lr: float) -> dict | None:
         print("SAELens comparison skipped: .venv-sae is missing (make eval-sae creates it)", flush=True)
         return None
     proc = subprocess.run([str(SAE_VENV), "-m", "bench.sae_compare", "--activations", activations,
-                           "--tokens", str(tokens), "--lr", str(lr)], cwd=ROOT, capture_output=True, text=True)
+                           "--tokens", str(tokens), "--lr", str(lr), "--unclipped"], cwd=ROOT, capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         print(proc.stderr[-3000:], flush=True)
         return None
@@ -165,11 +166,16 @@ def render(res: dict, wall: float, cmp: dict | None, args) -> str:
             f"## Against SAELens {cmp['saelens_version']} (same cached activations)", "",
             f"Both train {cmp['tokens']:,} tokens from the same initial weights (unit-norm decoder rows, tied "
             f"encoder), in the same order, normalised the same way, TopK k = {cmp['k']}, {cmp['d_sae']} latents, "
-            f"batch {cmp['batch']}, Adam lr {cmp['lr']} (constant for both), auxiliary dead-latent loss 1/32. FVU on the same "
+            f"batch {cmp['batch']}, Adam lr {cmp['lr']} (constant for both), gradient norm clipped to 1 on the summed "
+            f"error, auxiliary dead-latent loss 1/32. FVU on the same "
             "held-out tokens.", "",
             "| trainer | tokens/s | vs SAELens | FVU at equal tokens |", "|---|---|---|---|"]
-        for name, label in (("saelens", "SAELens TopKTrainingSAE"), ("llmserve", "llmserve (bf16 latent selection)"),
-                            ("llmserve_fp32_select", "llmserve (fp32 latent selection)")):
+        labels = {"saelens": "SAELens TopKTrainingSAE", "llmserve": "llmserve",
+                  "llmserve_fp32_select": "llmserve (fp32 latent selection)",
+                  "llmserve_unclipped": "llmserve without gradient clipping (the trainer before)"}
+        for name, label in labels.items():
+            if name not in rows:
+                continue
             r = rows[name]
             lines.append(f"| {label} | {r['tokens_per_second']:.0f} | {r['tokens_per_second'] / base:.2f}x | "
                          f"{r['fvu']:.4f} |")
