@@ -15,10 +15,12 @@ import gzip
 import importlib
 import inspect
 import json
+import os
 import platform
 import re
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -122,9 +124,11 @@ def compare(activations: str, tokens: int, lr: float) -> dict | None:
     if not SAE_VENV.exists():
         print("SAELens comparison skipped: .venv-sae is missing (make eval-sae creates it)", flush=True)
         return None
+    # The trainer's imports (storage, sqlalchemy, ...) come from this venv; SAELens from its own.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])}
     proc = subprocess.run([str(SAE_VENV), "-m", "bench.sae_compare", "--activations", activations,
                            "--tokens", str(tokens), "--lr", str(lr), "--unclipped"], cwd=ROOT, capture_output=True,
-                          text=True)
+                          text=True, env=env)
     if proc.returncode != 0:
         print(proc.stderr[-3000:], flush=True)
         return None

@@ -38,9 +38,9 @@ class SaeConfig:
     constant. A job that stops early at min_loss may never reach the decay."""
     max_grad_norm: float = 1.0
     """Gradients are clipped to this norm, measured on the reconstruction error summed over
-    the input dimensions (SAELens's loss scale). Without it Adam's second moments remember
-    the large gradients of the first steps (beta2 = 0.999 averages ~1000 steps), so later
-    steps come out far smaller than the learning rate; 0 disables clipping."""
+    the input dimensions (SAELens's loss scale and bound). At equal tokens it removed most of
+    our FVU gap to SAELens (bench/sae_eval.md), plausibly because Adam's second moments
+    otherwise remember the large gradients of the first steps; 0 disables clipping."""
     aux_k_coeff: float = 1 / 32
     """Weight of the TopK auxiliary loss that revives dead latents (Gao et al. 2024)."""
     dead_steps_for_aux: int = 200
