@@ -9,6 +9,7 @@ has `sae-lens` installed; prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from domain.sae.config import SaeConfig, TrainParams
 from domain.sae.metrics import activation_metrics
 from domain.sae.results import Progress
+from domain.sae.sae import fast_select_dtype
 from domain.sae.trainer import Trainer
 
 
@@ -65,26 +67,34 @@ def main() -> None:
     ap.add_argument("--expansion", type=int, default=16)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--epochs", type=int, default=1, help="passes over the tokens (same order for both)")
+    ap.add_argument("--unclipped", action="store_true", help="also train without gradient clipping")
     args = ap.parse_args()
     cached = torch.load(args.activations, weights_only=True)
     train, held = cached["train"], cached["eval"]
     d_in = train.shape[1]
-    params = TrainParams("cmp", "cmp", expansion_factor=args.expansion, k=args.k, max_epochs=1,
+    params = TrainParams("cmp", "cmp", expansion_factor=args.expansion, k=args.k, max_epochs=args.epochs,
                          learning_rate=args.lr, min_loss=0)
     config = SaeConfig(checkpoint_interval_s=1e9, lr_decay_share=0.0)  # SAELens runs at a constant lr here
-    first = train[: args.tokens]
+    batch = config.train_batch_tokens
+    first = train[: min(args.tokens, len(train)) // batch * batch]  # whole batches: both see the same ones
     rows = {}
-    for name, select in (("llmserve", None), ("llmserve_fp32_select", torch.float32)):
-        trainer = Trainer(params, config, first, Progress(), Path("/tmp/sae-compare-ck"))
+    runs = [("llmserve", None, config)]
+    if fast_select_dtype() != torch.float32:  # otherwise the default already selects in fp32
+        runs.append(("llmserve_fp32_select", torch.float32, config))
+    if args.unclipped:  # the trainer as it was before gradient clipping, for the cause of the gap
+        runs.append(("llmserve_unclipped", None, dataclasses.replace(config, max_grad_norm=0.0)))
+    for name, select, run_config in runs:
+        trainer = Trainer(params, run_config, first, Progress(), Path("/tmp/sae-compare-ck"))
         if select is not None:
             trainer.sae.select_dtype = select
         if name == "llmserve":  # SAELens gets the same init, normalisation and token order as ours
-            order = torch.randperm(len(first), generator=trainer._gen(1))
-            norm_data = trainer.norm(first[order])
+            norm_data = torch.cat([trainer.norm(first[torch.randperm(len(first), generator=trainer._gen(epoch))])
+                                   for epoch in range(1, args.epochs + 1)])
             lens, lens_s = saelens_train(trainer, norm_data, args.lr, args.k)
             x_eval = trainer.norm(held)
-            rows["saelens"] = {"seconds": lens_s, "tokens": (len(first) // config.train_batch_tokens)
-                               * config.train_batch_tokens, "fvu": fvu(lambda xb: lens.decode(lens.encode(xb)), x_eval)}
+            rows["saelens"] = {"seconds": lens_s, "tokens": len(norm_data),
+                               "fvu": fvu(lambda xb: lens.decode(lens.encode(xb)), x_eval)}
         start = time.perf_counter()
         for _ in trainer.job():
             pass
@@ -97,7 +107,8 @@ def main() -> None:
 
     print(json.dumps({"rows": rows, "saelens_version": sae_lens.__version__, "d_in": d_in,
                       "d_sae": args.expansion * d_in, "k": args.k, "lr": args.lr,
-                      "batch": config.train_batch_tokens, "tokens": args.tokens}))
+                      "batch": config.train_batch_tokens, "tokens": len(first) * args.epochs,
+                      "epochs": args.epochs}))
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ import gzip
 import importlib
 import inspect
 import json
+import os
 import platform
 import re
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -122,8 +124,11 @@ def compare(activations: str, tokens: int, lr: float) -> dict | None:
     if not SAE_VENV.exists():
         print("SAELens comparison skipped: .venv-sae is missing (make eval-sae creates it)", flush=True)
         return None
+    # The trainer's imports (storage, sqlalchemy, ...) come from this venv; SAELens from its own.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])}
     proc = subprocess.run([str(SAE_VENV), "-m", "bench.sae_compare", "--activations", activations,
-                           "--tokens", str(tokens), "--lr", str(lr)], cwd=ROOT, capture_output=True, text=True)
+                           "--tokens", str(tokens), "--lr", str(lr), "--unclipped"], cwd=ROOT, capture_output=True,
+                          text=True, env=env)
     if proc.returncode != 0:
         print(proc.stderr[-3000:], flush=True)
         return None
@@ -165,11 +170,16 @@ def render(res: dict, wall: float, cmp: dict | None, args) -> str:
             f"## Against SAELens {cmp['saelens_version']} (same cached activations)", "",
             f"Both train {cmp['tokens']:,} tokens from the same initial weights (unit-norm decoder rows, tied "
             f"encoder), in the same order, normalised the same way, TopK k = {cmp['k']}, {cmp['d_sae']} latents, "
-            f"batch {cmp['batch']}, Adam lr {cmp['lr']} (constant for both), auxiliary dead-latent loss 1/32. FVU on the same "
+            f"batch {cmp['batch']}, Adam lr {cmp['lr']} (constant for both), gradient norm clipped to 1 on the summed "
+            f"error, auxiliary dead-latent loss 1/32. FVU on the same "
             "held-out tokens.", "",
             "| trainer | tokens/s | vs SAELens | FVU at equal tokens |", "|---|---|---|---|"]
-        for name, label in (("saelens", "SAELens TopKTrainingSAE"), ("llmserve", "llmserve (bf16 latent selection)"),
-                            ("llmserve_fp32_select", "llmserve (fp32 latent selection)")):
+        labels = {"saelens": "SAELens TopKTrainingSAE", "llmserve": "llmserve",
+                  "llmserve_fp32_select": "llmserve (fp32 latent selection)",
+                  "llmserve_unclipped": "llmserve without gradient clipping (the trainer before)"}
+        for name, label in labels.items():
+            if name not in rows:
+                continue
             r = rows[name]
             lines.append(f"| {label} | {r['tokens_per_second']:.0f} | {r['tokens_per_second'] / base:.2f}x | "
                          f"{r['fvu']:.4f} |")

@@ -36,6 +36,11 @@ class SaeConfig:
     """Final share of a job's planned steps (max_epochs x steps per epoch) over which the
     learning rate falls linearly to 0, as SAELens and sparsify schedule it; 0 keeps it
     constant. A job that stops early at min_loss may never reach the decay."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this norm, measured on the reconstruction error summed over
+    the input dimensions (SAELens's loss scale and bound). At equal tokens it removed most of
+    our FVU gap to SAELens (bench/sae_eval.md), plausibly because Adam's second moments
+    otherwise remember the large gradients of the first steps; 0 disables clipping."""
     aux_k_coeff: float = 1 / 32
     """Weight of the TopK auxiliary loss that revives dead latents (Gao et al. 2024)."""
     dead_steps_for_aux: int = 200

@@ -5,7 +5,10 @@ and return the result document stored on the job."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -53,6 +56,9 @@ class Pipeline:
         self.dir = artifacts_dir / record.job_id
         """Local scratch of the replica running the job: the activation cache (re-extracted
         by another replica that resumes the job) and the files before they are stored."""
+        self.shared_cache = artifacts_dir / "activation_cache"
+        """Activations by what produced them (model, layer, corpus bytes, packing): a later job
+        on the same inputs on this replica links them instead of extracting again."""
         self.trainer: Trainer | None = None
 
     def message(self) -> str:
@@ -110,6 +116,8 @@ class Pipeline:
     async def _activations(self, runtime) -> tuple[ActivationCache, float]:
         """Cached activations of this job, extracted on the first run only."""
         path, meta_path = self.dir / "activations.pt", self.dir / "metadata.json"
+        shared = self.shared_cache / await asyncio.to_thread(self._inputs_key, runtime)
+        await asyncio.to_thread(_link_files, shared, self.dir)
         cache = await asyncio.to_thread(ActivationCache.load, path, meta_path)
         if cache is not None:
             self.progress.fraction = EXTRACT_SHARE
@@ -138,7 +146,18 @@ class Pipeline:
                 "first_position_dropped": True}
         cache = ActivationCache(torch.cat(train), torch.cat(held), seqs.eval, meta)
         await asyncio.to_thread(cache.save, path, meta_path)
+        await asyncio.to_thread(_link_files, self.dir, shared)
         return cache, seconds
+
+    def _inputs_key(self, runtime: ModelRuntime) -> str:
+        """Digest of everything the extracted activations depend on."""
+        p, spec = self.params, runtime.loaded.spec
+        digest = hashlib.sha256(json.dumps([spec.name, spec.source, spec.path, spec.dtype, p.layer_number,
+                                            p.max_sequence_length, self.config.max_tokens,
+                                            self.config.eval_fraction]).encode())
+        for line in self.corpora.lines(self.record.tenant, p.corpus_file):
+            digest.update(line.encode())
+        return digest.hexdigest()[:32]
 
     def _write(self, trainer: Trainer, metrics) -> Artifacts:
         sae, norm = trainer.sae, trainer.norm
@@ -171,6 +190,22 @@ class Pipeline:
                          architecture=shape.architecture, total_layers=shape.total_layers,
                          selected_layer=self.params.layer_number, hidden_size=shape.hidden_size,
                          vocab_size=shape.vocab_size)
+
+
+def _link_files(src: Path, dst: Path, names: tuple[str, ...] = ("activations.pt", "metadata.json")) -> None:
+    """Hard-link (or copy) the activation files from `src` to `dst` when `src` has both and
+    `dst` has neither. Cache files are only ever replaced whole, so sharing an inode is safe."""
+    if not all((src / n).exists() for n in names) or any((dst / n).exists() for n in names):
+        return
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in reversed(names):  # the tensors last: a cache counts as present only with both files
+        tmp = dst / (name + ".link")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src / name, tmp)
+        except OSError:
+            shutil.copyfile(src / name, tmp)
+        os.replace(tmp, dst / name)
 
 
 def _counting(job, progress: Progress, per_unit: float):

@@ -128,6 +128,9 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.sae.project_decoder_grad()
+        if self.config.max_grad_norm > 0:
+            # the loss is per input dimension: d_in times smaller gradients than the summed error
+            torch.nn.utils.clip_grad_norm_(self.sae.parameters(), self.config.max_grad_norm / d_in, foreach=True)
         self.opt.step()
         self.sae.normalize_decoder()
         with torch.no_grad():

@@ -239,3 +239,52 @@ def test_multipart_body_gives_the_file_part():
     with pytest.raises(InvalidArgument) as err:
         parse_multipart("application/json", b"{}")
     assert err.value.field == "content_type"
+
+
+def test_activation_files_are_linked_whole_or_not_at_all(tmp_path):
+    from domain.sae.pipeline import _link_files
+
+    src, dst = tmp_path / "job_a", tmp_path / "shared"
+    src.mkdir()
+    (src / "activations.pt").write_bytes(b"tensors")
+    _link_files(src, dst)
+    assert not dst.exists()  # metadata missing: nothing is published
+    (src / "metadata.json").write_text("{}")
+    _link_files(src, dst)
+    assert (dst / "activations.pt").read_bytes() == b"tensors" and (dst / "metadata.json").read_text() == "{}"
+    other = tmp_path / "job_c"
+    other.mkdir()
+    (other / "activations.pt").write_bytes(b"other")
+    (other / "metadata.json").write_text("{}")
+    _link_files(other, dst)  # a published cache is never replaced
+    assert (dst / "activations.pt").read_bytes() == b"tensors"
+    job_b = tmp_path / "job_b"
+    _link_files(dst, job_b)
+    assert sorted(p.name for p in job_b.iterdir()) == ["activations.pt", "metadata.json"]
+
+
+def _grad_norm(sae: SparseAutoencoder) -> float:
+    return float(torch.stack([p.grad.norm() for p in sae.parameters() if p.grad is not None]).norm())
+
+
+def test_gradients_are_clipped_on_the_summed_error_scale(tmp_path):
+    batch = sparse_data(128)
+    clipped = make_trainer(tmp_path / "a", 1, batch, max_grad_norm=0.01)
+    free = make_trainer(tmp_path / "b", 1, batch, max_grad_norm=0.0)
+    clipped._step(batch, torch.Generator())
+    free._step(batch, torch.Generator())
+    d_in = batch.shape[1]
+    assert _grad_norm(free.sae) > 0.01 / d_in  # the bound binds on this batch ...
+    assert _grad_norm(clipped.sae) == pytest.approx(0.01 / d_in, rel=1e-4)  # ... and holds
+
+
+def test_decoder_rows_stay_unit_norm_and_get_no_radial_gradient(tmp_path):
+    data = sparse_data(1024)
+    trainer = make_trainer(tmp_path, 1, data)
+    run(trainer)
+    norms = trainer.sae.W_dec.norm(dim=-1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    before = trainer.sae.W_dec.detach().clone()
+    trainer._step(data[:128], torch.Generator())  # its grads are kept until the next step
+    radial = (trainer.sae.W_dec.grad * before).sum(-1)
+    assert radial.abs().max() < 1e-6 * trainer.sae.W_dec.grad.norm()
