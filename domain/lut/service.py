@@ -20,7 +20,7 @@ from domain.lut.config import LutConfig
 from domain.lut.hook import LutHook
 from domain.lut.store import LutStore
 from domain.tenancy.quotas import Quotas
-from domain.lut.keys import CompiledLut, compile_lut, content_positions, keyed_layer
+from domain.lut.keys import CompiledLut, compile_lut, content_positions, first_person, keyed_layer, prompt_words
 from domain.lut.learn import baseline_job, learn_job
 from domain.lut.updates import superseded_by
 from models.manager import ModelManager, ModelRuntime
@@ -153,9 +153,10 @@ class LutService:
         mean = await self._mean(runtime)
         # Superseded entries stay stored (and listed) but are left out of matching.
         newer = superseded_by((e.id, e.label) for e in snapshot.entries)
-        entries = [codec.decode_entry(e.payload) for e in snapshot.entries
-                   if e.payload_format == codec.PAYLOAD_FORMAT and e.id not in newer]
-        lut = compile_lut(entries, mean, self._layer(runtime), self.config.min_keys)
+        kept = [e for e in snapshot.entries if e.payload_format == codec.PAYLOAD_FORMAT and e.id not in newer]
+        lut = compile_lut([codec.decode_entry(e.payload) for e in kept], mean, self._layer(runtime),
+                          self.config.min_keys,
+                          [self.config.person_scope and first_person(e.label) for e in kept])
         self._cache[key] = (snapshot.version, lut)
         return lut
 
@@ -178,9 +179,11 @@ class LutService:
             return LutGeneration(prepared, None)  # cold start / empty LUT: no hook, base model exactly
         request = prepared.request
         tokenizer = prepared.runtime.loaded.tokenizer
-        hook = LutHook(lut, await self._mean(prepared.runtime), len(request.prompt_ids),
-                       content_positions(tokenizer, request.prompt_ids), thr,
+        content = content_positions(tokenizer, request.prompt_ids)
+        personal = first_person(prompt)
+        words = prompt_words(tokenizer, request.prompt_ids, content) if self.config.adaptive_keys and personal else None
+        hook = LutHook(lut, await self._mean(prepared.runtime), len(request.prompt_ids), content, thr,
                        min(self.config.interpolation, 1 - 1e-6), self.config.stop_after_label,
-                       prompt[-1:].isspace())
+                       prompt[-1:].isspace(), words, personal)
         request = dataclasses.replace(request, hooks=(*request.hooks, hook))
         return LutGeneration(PreparedRequest(prepared.runtime, request), hook)
