@@ -274,6 +274,16 @@ class LutRepository:
             rows = [LutEntryRecord(*r) for r in s.execute(stmt)]
         return make_page(rows, size, scope, lambda r: (r.id,))
 
+    def entry_labels(self, tenant: str, lut_name: str, model: str) -> list[tuple[int, str]]:
+        """(id, label) of every entry in insertion order, without payloads; raises
+        NotFoundError for an unknown LUT."""
+        with self._db.session(readonly=True) as s:
+            lut_id = self._lut_id(s, tenant, lut_name, model)
+            rows = s.execute(
+                select(t.LutEntry.id, t.LutEntry.label).where(t.LutEntry.lut_id == lut_id).order_by(t.LutEntry.id)
+            ).all()
+        return [(int(r[0]), r[1]) for r in rows]
+
     def delete_entry(self, tenant: str, lut_name: str, model: str, entry_id: int) -> LutVersion:
         """Delete one entry and bump the version; returns the new version."""
         with self._db.session() as s:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from domain.lut import codec
 from domain.lut.service import LutService, check_lut_name
+from domain.lut.updates import superseded_by
 from domain.lut.store import LutEntryRecord, LutRecord, LutStore, LutVersion, NewLutEntry, Page
 from models.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from storage.errors import AlreadyExistsError, NotFoundError
@@ -67,10 +68,14 @@ class LutAdmin:
                                        page_token=page_token)
 
     async def entries(self, tenant: str, lut_name: str, model: str, page_size: int,
-                      page_token: str) -> Page[LutEntryRecord]:
+                      page_token: str) -> tuple[Page[LutEntryRecord], dict[int, int]]:
+        """A page of entries and, for the whole LUT, superseded entry id -> newer entry id
+        (supersession depends on entries outside the page, so it is computed over all labels)."""
         model = self._checked(lut_name, model)
-        return await asyncio.to_thread(self._store.list_entries, tenant, lut_name, model, page_size=page_size or 100,
+        page = await asyncio.to_thread(self._store.list_entries, tenant, lut_name, model, page_size=page_size or 100,
                                        page_token=page_token)
+        labels = await asyncio.to_thread(self._store.entry_labels, tenant, lut_name, model)
+        return page, superseded_by(labels)
 
     async def delete_entry(self, tenant: str, lut_name: str, model: str,
                            entry_id: str) -> tuple[LutVersion, LutRecord]:

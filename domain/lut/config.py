@@ -27,6 +27,14 @@ class LutConfig:
     the label, summed over the word's tokens) is at least this share of its most
     surprising key word's; a fact fires only if one of them also matches the prompt at
     the threshold. 0 makes every key word informative (no extra condition)."""
+    adaptive_keys: bool = True
+    """A first-person prompt with fewer content words than min_keys ("Where do I work?")
+    needs only as many matching keys as it has content words ("my"/"I" already scopes it
+    to the user's own facts, see person_scope). Other prompts keep min_keys, so "What is
+    a quill?" does not fire "Quillmark makes ink"."""
+    person_scope: bool = True
+    """A fact told in the first person ("My dog is called Rex.") fires only on prompts in
+    the first person: it answers "what is my dog called?", not "what is a dog?"."""
     max_keys_per_entry: int = 16
     """Keys kept per fact (the most distinctive tokens), bounding match cost and storage."""
     interpolation: float = 0.95

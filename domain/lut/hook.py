@@ -27,7 +27,8 @@ class LutHook(RowHook):
         return self.fired_fact is not None
 
     def __init__(self, lut: CompiledLut, mean: torch.Tensor, prompt_len: int, content: list[int],
-                 threshold: float, interpolation: float, stop_after_label: bool, prompt_ends_space: bool) -> None:
+                 threshold: float, interpolation: float, stop_after_label: bool, prompt_ends_space: bool,
+                 prompt_words: int | None = None, first_person_prompt: bool = True) -> None:
         self.layers = (lut.layer,)
         self._lut = lut
         self._mean = mean
@@ -37,6 +38,8 @@ class LutHook(RowHook):
         self._weight = interpolation
         self._stop = stop_after_label
         self._bare = prompt_ends_space
+        self._words = prompt_words
+        self._first_person = first_person_prompt
         self._seen = 0  # prompt tokens whose hidden states were matched
         self._best = torch.full((lut.keys.shape[0],), -1.0)
         self._decided = False
@@ -67,7 +70,7 @@ class LutHook(RowHook):
 
     def _decide(self) -> None:
         self._decided = True
-        scores = self._lut.fact_scores(self._best)
+        scores = self._lut.fact_scores(self._best, self._words, self._first_person)
         best = int(scores.argmax())
         # Clamped to [0, 1] so threshold 0 always fires and 1 only on identical keys.
         self.score = max(0.0, float(scores[best]))

@@ -35,6 +35,15 @@ GENERIC_TEXTS = (
 )
 
 
+FIRST_PERSON = re.compile(r"\b(my|mine|i|me|our|ours|we|us)\b", re.IGNORECASE)
+
+
+def first_person(text: str) -> bool:
+    """Whether the text speaks of the user ("my dog", "where do I work"). A fact told in the
+    first person is about the user's own dog, so it must not answer "What is a dog?"."""
+    return FIRST_PERSON.search(text) is not None
+
+
 def keyed_layer(num_layers: int, fraction: float) -> int:
     """0-based decoder layer whose output is keyed."""
     return min(num_layers - 1, max(0, int(num_layers * fraction)))
@@ -74,6 +83,12 @@ def content_positions(tokenizer, ids: list[int], start: int = 0) -> list[int]:
     return out
 
 
+def prompt_words(tokenizer, ids: list[int], content: list[int]) -> int:
+    """How many content words (see content_positions) the prompt has."""
+    have = set(content)
+    return sum(1 for group in word_groups(tokenizer, ids) if have.intersection(group))
+
+
 def center(hidden: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """Centered, unit-norm rows (float32)."""
     return torch.nn.functional.normalize(hidden.float() - mean, dim=-1)
@@ -93,21 +108,28 @@ class CompiledLut:
     min_keys: int
     novel: torch.Tensor | None = None
     """[num_keys] bool: keys of the facts' informative words (all True for older entries)."""
+    personal: torch.Tensor | None = None
+    """[num_facts] bool: facts told in the first person (see `first_person`); None: none."""
 
     @property
     def num_facts(self) -> int:
         return len(self.values)
 
-    def fact_scores(self, best_per_key: torch.Tensor) -> torch.Tensor:
-        """Per fact: its min_keys-th best key match (fewer keys: its worst one), at most
-        the best match among its informative keys: two shared generic words ("bridge",
-        "completed") do not fire a fact whose news ("Veltrona") is absent."""
+    def fact_scores(self, best_per_key: torch.Tensor, prompt_words: int | None = None,
+                    first_person_prompt: bool = True) -> torch.Tensor:
+        """Per fact: its min_keys-th best key match (fewer keys, or a prompt with fewer
+        content words: that many), at most the best match among its informative keys: two
+        shared generic words ("bridge", "completed") do not fire a fact whose news
+        ("Veltrona") is absent. First-person facts score -1 unless the prompt is too."""
         scores = torch.full((self.num_facts,), -1.0)
+        need = self.min_keys if prompt_words is None else max(1, min(self.min_keys, prompt_words))
         for f in range(self.num_facts):
+            if not first_person_prompt and self.personal is not None and bool(self.personal[f]):
+                continue
             own = self.owner == f
             mine = best_per_key[own]
             if mine.numel():
-                k = min(self.min_keys, mine.numel())
+                k = min(need, mine.numel())
                 scores[f] = mine.topk(k).values[-1]
                 if self.novel is not None:
                     informative = best_per_key[own & self.novel]
@@ -116,13 +138,16 @@ class CompiledLut:
         return scores
 
 
-def compile_lut(entries, mean: torch.Tensor, layer: int, min_keys: int) -> CompiledLut | None:
+def compile_lut(entries, mean: torch.Tensor, layer: int, min_keys: int,
+                personal: list[bool] | None = None) -> CompiledLut | None:
     """Stack decoded entries (`codec.EntryPayload`) keyed at `layer`; None when empty.
-    Entries keyed at another layer (the config changed since) are skipped."""
-    keys, owner, values, novel = [], [], [], []
-    for e in entries:
+    Entries keyed at another layer (the config changed since) are skipped. `personal`:
+    per entry, whether its label is in the first person."""
+    keys, owner, values, novel, mine = [], [], [], [], []
+    for i, e in enumerate(entries):
         if e.layer != layer or e.keys.shape[-1] != mean.shape[-1]:
             continue
+        mine.append(bool(personal[i]) if personal is not None else False)
         n = e.keys.shape[0]
         keys.append(center(e.keys, mean))
         owner += [len(values)] * n
@@ -131,4 +156,5 @@ def compile_lut(entries, mean: torch.Tensor, layer: int, min_keys: int) -> Compi
                      else torch.isin(torch.arange(n), torch.tensor(e.novel, dtype=torch.long)))
     if not values:
         return None
-    return CompiledLut(torch.cat(keys), torch.tensor(owner), tuple(values), layer, min_keys, torch.cat(novel))
+    return CompiledLut(torch.cat(keys), torch.tensor(owner), tuple(values), layer, min_keys, torch.cat(novel),
+                       torch.tensor(mine, dtype=torch.bool))

@@ -20,8 +20,9 @@ from domain.lut.config import LutConfig
 from domain.lut.hook import LutHook
 from domain.lut.store import LutStore
 from domain.tenancy.quotas import Quotas
-from domain.lut.keys import CompiledLut, compile_lut, content_positions, keyed_layer
+from domain.lut.keys import CompiledLut, compile_lut, content_positions, first_person, keyed_layer, prompt_words
 from domain.lut.learn import baseline_job, learn_job
+from domain.lut.updates import superseded_by
 from models.manager import ModelManager, ModelRuntime
 from models.sampling_policy import SamplingParams
 
@@ -35,6 +36,8 @@ class Trained:
     entry_id: int
     version: int
     entry_count: int
+    superseded: tuple[int, ...] = ()
+    """Entries this fact superseded (see domain.lut.updates)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,10 @@ class LutService:
         added = await asyncio.to_thread(self._store.add_entry, tenant, lut_name, runtime.name, label, payload,
                                         payload_format=codec.PAYLOAD_FORMAT, label_context=label_context or None)
         record = await asyncio.to_thread(self._store.get_lut, tenant, lut_name, runtime.name)
-        return Trained(lut_name, runtime.name, added.entry.id, added.version.version, record.entry_count)
+        labels = await asyncio.to_thread(self._store.entry_labels, tenant, lut_name, runtime.name)
+        newer = superseded_by(labels)
+        superseded = tuple(old for old, new in newer.items() if new == added.entry.id)
+        return Trained(lut_name, runtime.name, added.entry.id, added.version.version, record.entry_count, superseded)
 
     # ---- generation -------------------------------------------------------------
     async def compiled(self, tenant: str, lut_name: str, runtime: ModelRuntime) -> CompiledLut | None:
@@ -145,8 +151,12 @@ class LutService:
             self._cache.pop(key, None)
             return None
         mean = await self._mean(runtime)
-        entries = [codec.decode_entry(e.payload) for e in snapshot.entries if e.payload_format == codec.PAYLOAD_FORMAT]
-        lut = compile_lut(entries, mean, self._layer(runtime), self.config.min_keys)
+        # Superseded entries stay stored (and listed) but are left out of matching.
+        newer = superseded_by((e.id, e.label) for e in snapshot.entries)
+        kept = [e for e in snapshot.entries if e.payload_format == codec.PAYLOAD_FORMAT and e.id not in newer]
+        lut = compile_lut([codec.decode_entry(e.payload) for e in kept], mean, self._layer(runtime),
+                          self.config.min_keys,
+                          [self.config.person_scope and first_person(e.label) for e in kept])
         self._cache[key] = (snapshot.version, lut)
         return lut
 
@@ -169,9 +179,11 @@ class LutService:
             return LutGeneration(prepared, None)  # cold start / empty LUT: no hook, base model exactly
         request = prepared.request
         tokenizer = prepared.runtime.loaded.tokenizer
-        hook = LutHook(lut, await self._mean(prepared.runtime), len(request.prompt_ids),
-                       content_positions(tokenizer, request.prompt_ids), thr,
+        content = content_positions(tokenizer, request.prompt_ids)
+        personal = first_person(prompt)
+        words = prompt_words(tokenizer, request.prompt_ids, content) if self.config.adaptive_keys and personal else None
+        hook = LutHook(lut, await self._mean(prepared.runtime), len(request.prompt_ids), content, thr,
                        min(self.config.interpolation, 1 - 1e-6), self.config.stop_after_label,
-                       prompt[-1:].isspace())
+                       prompt[-1:].isspace(), words, personal)
         request = dataclasses.replace(request, hooks=(*request.hooks, hook))
         return LutGeneration(PreparedRequest(prepared.runtime, request), hook)

@@ -43,7 +43,8 @@ class LutServicer(pb_grpc.LutServiceServicer):
     async def TrainLut(self, request: pb.TrainLutRequest, context: grpc.aio.ServicerContext) -> pb.TrainLutResponse:
         t = await self._service.train(tenant(), request.label, request.label_context, request.lut_name, request.model)
         return pb.TrainLutResponse(status="ok", lut_name=t.lut_name, model=t.model, entry_id=str(t.entry_id),
-                                   entry_count=t.entry_count, version=t.version)
+                                   entry_count=t.entry_count, version=t.version,
+                                   superseded_entry_ids=[str(i) for i in t.superseded])
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
         routed = await self._routed(request)
@@ -69,12 +70,13 @@ class LutServicer(pb_grpc.LutServiceServicer):
 
     async def ListLutEntries(self, request: pb.ListLutEntriesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListLutEntriesResponse:
-        page = await self._admin.entries(tenant(), request.lut_name, request.model, request.page_size,
-                                         request.page_token)
+        page, newer = await self._admin.entries(tenant(), request.lut_name, request.model, request.page_size,
+                                                request.page_token)
         entries = []
         for e in page.items:
             msg = pb.LutEntry(entry_id=str(e.id), label=e.label, label_context=e.label_context or "",
-                              size_bytes=e.size_bytes)
+                              size_bytes=e.size_bytes,
+                              superseded_by_entry_id=str(newer[e.id]) if e.id in newer else "")
             msg.create_time.FromDatetime(e.created_at)
             entries.append(msg)
         return pb.ListLutEntriesResponse(entries=entries, next_page_token=page.next_page_token)

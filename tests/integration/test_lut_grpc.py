@@ -135,6 +135,37 @@ async def test_manage_entries_and_forget(stub):
     await stub.DeleteLut(pb.DeleteLutRequest(lut_name="u-manage", allow_missing=True))
 
 
+async def test_update_supersedes_and_deleting_takes_effect_on_the_next_request(stub):
+    old_label, new_label = "My dog is called Biscuit.", "My dog is called Rex now."
+    base = await _gen(stub, prompt="User: What is my dog called?\nAssistant:", length=30)
+    ask = lambda: _gen(stub, prompt="User: What is my dog called?\nAssistant:", lut="u-update",  # noqa: E731
+                       threshold=0.0, length=30)
+    old = await stub.TrainLut(pb.TrainLutRequest(label=old_label, lut_name="u-update"))
+    assert list(old.superseded_entry_ids) == []
+    assert (await ask()).completion.strip() == old_label
+    other = await stub.TrainLut(pb.TrainLutRequest(label="My cat is called Tom.", lut_name="u-update"))
+    new = await stub.TrainLut(pb.TrainLutRequest(label=new_label, lut_name="u-update"))
+    assert list(new.superseded_entry_ids) == [old.entry_id] and new.entry_count == 3
+    entries = (await stub.ListLutEntries(pb.ListLutEntriesRequest(lut_name="u-update"))).entries
+    # both stay listed; only the older one is marked
+    assert [(e.label, e.superseded_by_entry_id) for e in entries] == [
+        (old_label, new.entry_id), ("My cat is called Tom.", ""), (new_label, "")]
+    one_page = await stub.ListLutEntries(pb.ListLutEntriesRequest(lut_name="u-update", page_size=1))
+    assert one_page.entries[0].superseded_by_entry_id == new.entry_id  # marked from entries on later pages
+    # threshold 0 fires the best-scoring active fact: never the superseded one
+    assert (await ask()).completion.strip() in (new_label, "My cat is called Tom.")
+    await stub.DeleteLutEntry(pb.DeleteLutEntryRequest(lut_name="u-update", entry_id=other.entry_id))
+    assert (await ask()).completion.strip() == new_label
+    # deleting the newer entry: the next request already sees the older fact again
+    await stub.DeleteLutEntry(pb.DeleteLutEntryRequest(lut_name="u-update", entry_id=new.entry_id))
+    assert (await ask()).completion.strip() == old_label
+    entries = (await stub.ListLutEntries(pb.ListLutEntriesRequest(lut_name="u-update"))).entries
+    assert [(e.label, e.superseded_by_entry_id) for e in entries] == [(old_label, "")]
+    await stub.DeleteLutEntry(pb.DeleteLutEntryRequest(lut_name="u-update", entry_id=old.entry_id))
+    assert (await ask()).completion == base.completion
+    await stub.DeleteLut(pb.DeleteLutRequest(lut_name="u-update", allow_missing=True))
+
+
 async def test_export_import_roundtrip(stub):
     await stub.TrainLut(pb.TrainLutRequest(label=FACT, label_context="Assistant: ", lut_name="u-export"))
     out = await stub.ExportLut(pb.ExportLutRequest(lut_name="u-export"))

@@ -10,7 +10,7 @@ from models.errors import InvalidArgument
 from domain.lut import codec
 from domain.lut.config import LutConfig
 from domain.lut.hook import LutHook
-from domain.lut.keys import compile_lut, content_positions, word_groups
+from domain.lut.keys import compile_lut, content_positions, first_person, prompt_words, word_groups
 from domain.lut.learn import key_positions, novel_keys
 from domain.lut.service import check_lut_name, check_threshold
 
@@ -88,10 +88,11 @@ def test_threshold_default_comes_from_config():
     assert check_threshold(None, LutConfig(default_threshold=0.4)) == 0.4 and check_threshold(1.0, LutConfig()) == 1.0
 
 
-def _run_hook(lut, prompt_hidden: torch.Tensor, threshold: float) -> tuple[LutHook, list[int], bool]:
+def _run_hook(lut, prompt_hidden: torch.Tensor, threshold: float, prompt_words: int | None = None,
+              first_person_prompt: bool = True) -> tuple[LutHook, list[int], bool]:
     """Feed a prompt in two prefill chunks, then decode 4 greedy steps over flat logits."""
     hook = LutHook(lut, torch.zeros(8), prompt_hidden.shape[0], list(range(prompt_hidden.shape[0])),
-                   threshold, 0.95, True, False)
+                   threshold, 0.95, True, False, prompt_words, first_person_prompt)
     hook.on_hidden(1, prompt_hidden[None, :2])
     hook.on_hidden(1, prompt_hidden[None, 2:])
     out, ended = [], False
@@ -180,3 +181,29 @@ def test_hook_taking_its_non_content_prefix_from_the_prefix_cache_matches_the_sa
     logits = torch.zeros(16)
     assert torch.equal(full.on_logits(logits.clone(), []), cached.on_logits(logits.clone(), []))
     assert full.fired_fact == cached.fired_fact == 1
+
+
+def test_first_person_facts_fire_only_on_first_person_prompts():
+    mine, entity = _payload(40), _payload(41, label=(9, 8))
+    lut = compile_lut([mine, entity], torch.zeros(8), layer=1, min_keys=2, personal=[True, False])
+    about_mine = torch.cat([torch.randn(2, 8), mine.keys[:2]])
+    assert _run_hook(lut, about_mine, 0.9)[0].fired_fact == 0
+    assert _run_hook(lut, about_mine, 0.9, first_person_prompt=False)[0].fired_fact is None
+    about_entity = torch.cat([torch.randn(2, 8), entity.keys[:2]])
+    assert _run_hook(lut, about_entity, 0.9, first_person_prompt=False)[0].fired_fact == 1
+
+
+def test_a_prompt_with_one_content_word_needs_one_matching_key():
+    a = _payload(42)
+    lut = compile_lut([a], torch.zeros(8), layer=1, min_keys=2)
+    prompt = torch.cat([torch.randn(3, 8), a.keys[:1]])  # "Where do I work?": one word, one key
+    assert _run_hook(lut, prompt, 0.9)[0].fired_fact is None
+    assert _run_hook(lut, prompt, 0.9, prompt_words=1)[0].fired_fact == 0
+    assert _run_hook(lut, prompt, 0.9, prompt_words=3)[0].fired_fact is None
+
+
+def test_first_person_and_prompt_words(tokenizer):
+    assert first_person("User: Where do I work?\nAssistant:") and first_person("My dog is called Rex.")
+    assert not first_person("User: What is a dog?\nAssistant:") and not first_person("Quillmark makes ink.")
+    ids = tokenizer("User: Where do I work?\nAssistant:")["input_ids"]
+    assert prompt_words(tokenizer, ids, content_positions(tokenizer, ids)) == 1

@@ -219,3 +219,14 @@ def test_replace_entries_is_all_or_nothing(luts: LutRepository) -> None:
     assert version.version == after.version.version == 3  # readers' caches see the change
     fresh = luts.replace_entries(T, "user_2", "gpt2", new[:1], overwrite=False)
     assert fresh.version == 1 and luts.get_lut(T, "user_2", "gpt2").entry_count == 1
+
+
+def test_entry_labels_lists_every_label_in_insertion_order(luts: LutRepository) -> None:
+    a = _add(luts, label="My dog is called Biscuit.").entry.id
+    b = _add(luts, label="My dog is called Rex now.").entry.id
+    luts.add_entry(T, "user_2", "gpt2", "elsewhere", b"p", payload_format="raw")
+    assert luts.entry_labels(T, "user_1", "gpt2") == [(a, "My dog is called Biscuit."), (b, "My dog is called Rex now.")]
+    luts.delete_entry(T, "user_1", "gpt2", a)
+    assert luts.entry_labels(T, "user_1", "gpt2") == [(b, "My dog is called Rex now.")]
+    with pytest.raises(NotFoundError):
+        luts.entry_labels(T, "nobody", "gpt2")

@@ -34,18 +34,20 @@ class Lut(_message.Message):
     def __init__(self, lut_name: _Optional[str] = ..., model: _Optional[str] = ..., entry_count: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ..., labels_truncated: _Optional[bool] = ..., size_bytes: _Optional[int] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LutEntry(_message.Message):
-    __slots__ = ("entry_id", "label", "label_context", "size_bytes", "create_time")
+    __slots__ = ("entry_id", "label", "label_context", "size_bytes", "create_time", "superseded_by_entry_id")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     LABEL_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_BY_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     label: str
     label_context: str
     size_bytes: int
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, entry_id: _Optional[str] = ..., label: _Optional[str] = ..., label_context: _Optional[str] = ..., size_bytes: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    superseded_by_entry_id: str
+    def __init__(self, entry_id: _Optional[str] = ..., label: _Optional[str] = ..., label_context: _Optional[str] = ..., size_bytes: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., superseded_by_entry_id: _Optional[str] = ...) -> None: ...
 
 class TrainLutRequest(_message.Message):
     __slots__ = ("label", "label_context", "lut_name", "model")
@@ -60,20 +62,22 @@ class TrainLutRequest(_message.Message):
     def __init__(self, label: _Optional[str] = ..., label_context: _Optional[str] = ..., lut_name: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class TrainLutResponse(_message.Message):
-    __slots__ = ("status", "lut_name", "model", "entry_id", "entry_count", "version")
+    __slots__ = ("status", "lut_name", "model", "entry_id", "entry_count", "version", "superseded_entry_ids")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LUT_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_ENTRY_IDS_FIELD_NUMBER: _ClassVar[int]
     status: str
     lut_name: str
     model: str
     entry_id: str
     entry_count: int
     version: int
-    def __init__(self, status: _Optional[str] = ..., lut_name: _Optional[str] = ..., model: _Optional[str] = ..., entry_id: _Optional[str] = ..., entry_count: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+    superseded_entry_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[str] = ..., lut_name: _Optional[str] = ..., model: _Optional[str] = ..., entry_id: _Optional[str] = ..., entry_count: _Optional[int] = ..., version: _Optional[int] = ..., superseded_entry_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("prompt", "lut_name", "model", "length", "max_new_tokens", "threshold", "temperature", "top_k")

@@ -87,7 +87,16 @@ export interface LutEntry {
   /** Output only. Storage used by this entry, in bytes. */
   sizeBytes: number;
   /** Output only. When the entry was trained. */
-  createTime: Date | undefined;
+  createTime:
+    | Date
+    | undefined;
+  /**
+   * Output only. The newer entry that restates this entry's subject with a new
+   * value ("My dog is called Rex now." after "My dog is called Biscuit.");
+   * empty while this entry is active. A superseded entry stays listed but never
+   * fires; deleting the newer entry makes this one active again.
+   */
+  supersededByEntryId: string;
 }
 
 /** Request of LutService.TrainLut (seed: POST /train_lut). */
@@ -133,6 +142,11 @@ export interface TrainLutResponse {
   entryCount: number;
   /** Output only. The LUT's version after this call. */
   version: number;
+  /**
+   * Output only. Entries this fact supersedes because it restates their subject
+   * with a new value (see LutEntry.superseded_by_entry_id); empty when none.
+   */
+  supersededEntryIds: string[];
 }
 
 /**
@@ -703,7 +717,7 @@ export const Lut: MessageFns<Lut> = {
 };
 
 function createBaseLutEntry(): LutEntry {
-  return { entryId: "", label: "", labelContext: "", sizeBytes: 0, createTime: undefined };
+  return { entryId: "", label: "", labelContext: "", sizeBytes: 0, createTime: undefined, supersededByEntryId: "" };
 }
 
 export const LutEntry: MessageFns<LutEntry> = {
@@ -722,6 +736,9 @@ export const LutEntry: MessageFns<LutEntry> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(42).fork()).join();
+    }
+    if (message.supersededByEntryId !== "") {
+      writer.uint32(50).string(message.supersededByEntryId);
     }
     return writer;
   },
@@ -779,6 +796,14 @@ export const LutEntry: MessageFns<LutEntry> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.supersededByEntryId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -814,6 +839,11 @@ export const LutEntry: MessageFns<LutEntry> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      supersededByEntryId: isSet(object.supersededByEntryId)
+        ? globalThis.String(object.supersededByEntryId)
+        : isSet(object.superseded_by_entry_id)
+        ? globalThis.String(object.superseded_by_entry_id)
+        : "",
     };
   },
 
@@ -834,6 +864,9 @@ export const LutEntry: MessageFns<LutEntry> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.supersededByEntryId !== "") {
+      obj.supersededByEntryId = message.supersededByEntryId;
+    }
     return obj;
   },
 
@@ -847,6 +880,7 @@ export const LutEntry: MessageFns<LutEntry> = {
     message.labelContext = object.labelContext ?? "";
     message.sizeBytes = object.sizeBytes ?? 0;
     message.createTime = object.createTime ?? undefined;
+    message.supersededByEntryId = object.supersededByEntryId ?? "";
     return message;
   },
 };
@@ -977,7 +1011,7 @@ export const TrainLutRequest: MessageFns<TrainLutRequest> = {
 };
 
 function createBaseTrainLutResponse(): TrainLutResponse {
-  return { status: "", lutName: "", model: "", entryId: "", entryCount: 0, version: 0 };
+  return { status: "", lutName: "", model: "", entryId: "", entryCount: 0, version: 0, supersededEntryIds: [] };
 }
 
 export const TrainLutResponse: MessageFns<TrainLutResponse> = {
@@ -999,6 +1033,9 @@ export const TrainLutResponse: MessageFns<TrainLutResponse> = {
     }
     if (message.version !== 0) {
       writer.uint32(48).int32(message.version);
+    }
+    for (const v of message.supersededEntryIds) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -1064,6 +1101,14 @@ export const TrainLutResponse: MessageFns<TrainLutResponse> = {
             message.version = reader.int32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.supersededEntryIds.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1096,6 +1141,11 @@ export const TrainLutResponse: MessageFns<TrainLutResponse> = {
         ? globalThis.Number(object.entry_count)
         : 0,
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      supersededEntryIds: globalThis.Array.isArray(object?.supersededEntryIds)
+        ? object.supersededEntryIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.superseded_entry_ids)
+        ? object.superseded_entry_ids.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1119,6 +1169,9 @@ export const TrainLutResponse: MessageFns<TrainLutResponse> = {
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.supersededEntryIds?.length) {
+      obj.supersededEntryIds = message.supersededEntryIds;
+    }
     return obj;
   },
 
@@ -1133,6 +1186,7 @@ export const TrainLutResponse: MessageFns<TrainLutResponse> = {
     message.entryId = object.entryId ?? "";
     message.entryCount = object.entryCount ?? 0;
     message.version = object.version ?? 0;
+    message.supersededEntryIds = object.supersededEntryIds?.map((e) => e) || [];
     return message;
   },
 };
