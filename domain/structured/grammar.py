@@ -214,6 +214,19 @@ class JsonGrammarHook(RowHook):
 
     def on_logits(self, logits: torch.Tensor, generated_ids: Sequence[int]) -> torch.Tensor:
         mask = self._narrowed(generated_ids)
+        self._apply(logits, mask)
+        if self._budget is not None:
+            keep = self._within_budget(logits, self._budget - len(generated_ids))
+            if keep is not None:
+                # A bitmask of the few kept tokens (numpy), applied like the grammar's: a torch
+                # fill of the whole row costs tens of ms on a busy CPU (an OpenMP team).
+                words = np.zeros(self._bitmask.shape[-1], dtype=np.uint32)
+                for token_id in keep:
+                    words[token_id >> 5] |= np.uint32(1 << (token_id & 31))
+                self._apply(logits, torch.from_numpy(words.view(np.int32)).reshape(1, -1))
+        return logits
+
+    def _apply(self, logits: torch.Tensor, mask: torch.Tensor) -> None:
         if logits.device.type != "cpu":
             # One small copy per step (vocab / 32 int32s) to the logits' device.
             if self._device_mask is None:
@@ -221,13 +234,6 @@ class JsonGrammarHook(RowHook):
             self._device_mask.copy_(mask, non_blocking=True)
             mask = self._device_mask
         xgr.apply_token_bitmask_inplace(logits.view(1, -1), mask)
-        if self._budget is not None:
-            keep = self._within_budget(logits, self._budget - len(generated_ids))
-            if keep is not None:
-                kept = logits[keep]
-                logits.fill_(float("-inf"))
-                logits[keep] = kept
-        return logits
 
     def _within_budget(self, logits: torch.Tensor, left: int) -> list[int] | None:
         """The tokens this step may choose so that the document still ends within `left`
