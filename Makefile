@@ -93,7 +93,7 @@ bench-replicas: install descriptor  ## one replica against two (PostgreSQL, Redi
 eval-lut: install  ## LUT quality and latency on SmolLM2 -> bench/lut_eval.md (TARGET=host:port uses a running server)
 	$(BIN)/python -m bench.lut_eval $(if $(TARGET),--target $(TARGET))
 
-eval-json: install  ## JSON replies, constrained vs free -> bench/json_eval.md (EVAL_ARGS="--target host:port")
+eval-json: install  ## structured replies, two greedy passes of bench/json_tasks -> bench/json_eval.md (EVAL_ARGS="--target host:port")
 	$(BIN)/python -m bench.json_eval $(EVAL_ARGS)
 
 eval-specialists: install  ## specialist mixture quality and speed on SmolLM2 -> bench/specialist_eval.md (EVAL_ARGS="--steps N")

@@ -80,5 +80,5 @@ class LocalModel:
                  compiled: CompiledSchema | None) -> AsyncIterator[GenerationEvent]:
         ids = chat_prompt_ids(self._runtime.loaded.tokenizer, turns)
         fit(params, True, len(ids), self.context_window)
-        hooks: tuple[RowHook, ...] = (compiled.hook(params.max_new_tokens),) if compiled is not None else ()
+        hooks: tuple[RowHook, ...] = (compiled.hook(params.max_new_tokens, params.greedy),) if compiled is not None else ()
         return self._runtime.engine.generate(GenerationRequest(prompt_ids=ids, params=params, hooks=hooks))

@@ -87,7 +87,8 @@ class OpenAICompletions:
         if request.schema is not None:
             compiled = await self._grammars.compile(rows[0].runtime, request.schema, "response_format")
             rows = [PreparedRequest(r.runtime, dataclasses.replace(
-                r.request, hooks=(*r.request.hooks, compiled.hook(r.request.params.max_new_tokens)))) for r in rows]
+                r.request, hooks=(*r.request.hooks, compiled.hook(r.request.params.max_new_tokens,
+                                                              r.request.params.greedy)))) for r in rows]
         return Prepared(request, tuple(rows), render.Reply(chat=chat, model=rows[0].model_name))
 
     async def complete(self, prepared: Prepared, on_finish: OnFinish) -> dict:

@@ -325,7 +325,9 @@ class Engine:
                 continue
             delta = stream.detok.add(tok)
             reason = stream.detok.finish_reason
-            if reason is None and rid in result.hook_finished:
+            if rid in result.hook_finished and reason in (None, FinishReason.LENGTH):
+                # A hook that declares the output complete on the last allowed token ends a
+                # complete reply, not one cut by the limit.
                 reason = FinishReason.EOS
                 delta += stream.detok.flush()
             outbox.put(stream, TokenEvent((tok,), delta))

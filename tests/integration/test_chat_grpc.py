@@ -246,3 +246,40 @@ async def test_long_conversation_drops_oldest_turns_but_keeps_the_newest(stub):
             session_id=sid, user_message=f"turn {i} " + "filler " * 60, max_new_tokens=8))
         assert reply.usage.prompt_tokens + 8 <= 512
     assert len((await stub.GetHistory(pb.GetHistoryRequest(session_id=sid))).messages) == 14
+
+
+async def _first_turn(stub, **fields) -> tuple[list[int], common_pb2.GenerationFinal]:
+    ids, final = [], None
+    async for event in stub.StreamConversation(pb.StreamConversationRequest(
+            user_id=USER, initial_message="Build the pipeline.", **fields)):
+        if event.HasField("delta"):
+            ids += event.delta.token_ids
+        elif event.HasField("final"):
+            final = event.final
+    return ids, final
+
+
+@pytest.mark.parametrize("budget", [14, 24, 60])
+async def test_structured_reply_with_a_tight_budget_still_ends_as_a_document(stub, budget):
+    """A random model keeps the pipeline's name string open until the limit; closing by the
+    grammar ends the document within max_new_tokens, greedy or sampled (14 tokens is the
+    shortest PipelineAPIRequest document)."""
+    for fields in (dict(temperature=0.0), dict(seed=budget)):
+        ids, final = await _first_turn(stub, json_schema_name="PipelineAPIRequest", max_new_tokens=budget,
+                                       **fields)
+        assert final.finish_reason == common_pb2.FINISH_REASON_EOS, final.text
+        assert len(ids) == final.usage.completion_tokens <= budget
+        doc = json.loads(final.text)
+        assert doc.keys() == {"name", "blocks", "edges"}
+
+
+async def test_greedy_structured_replies_repeat_alone_and_in_any_batch(stub):
+    """The same greedy request gives the same tokens every time, whether it runs alone or
+    beside other rows (sampled, constrained by another schema, or the same request)."""
+    same = dict(json_schema_name="PipelineAPIRequest", max_new_tokens=40, temperature=0.0)
+    alone = [(await _first_turn(stub, **same))[0] for _ in range(2)]
+    batched = await asyncio.gather(
+        _first_turn(stub, **same), _first_turn(stub, max_new_tokens=40, seed=1),
+        _first_turn(stub, json_schema=json.dumps(SMALL), max_new_tokens=30, seed=2), _first_turn(stub, **same))
+    assert alone[0] and alone[1] == alone[0]
+    assert batched[0][0] == alone[0] and batched[3][0] == alone[0]
