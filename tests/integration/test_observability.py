@@ -157,7 +157,13 @@ async def test_a_refused_call_raises_the_rejection_counter_with_its_reason(limit
     assert (await limited.get("/v1/generation/models")).status_code == 200
     refused = await limited.get("/v1/generation/models")
     assert refused.status_code == 429, refused.text
-    page = await scrape(limited)
+    # The server counts a call as its handler unwinds, which can be just after the client has
+    # the reply: wait for the count instead of racing it.
+    for _ in range(100):
+        page = await scrape(limited)
+        if value(page, "llmserve_rejections_total", reason="requests_per_minute"):
+            break
+        await asyncio.sleep(0.05)
     assert value(page, "llmserve_rejections_total", reason="requests_per_minute") == 1
     assert value(page, "llmserve_requests_total", service=GENERATION, method="ListModels",
                  code="RESOURCE_EXHAUSTED") == 1
