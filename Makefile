@@ -78,14 +78,14 @@ reliability: install  ## fuzzing (REST, gRPC), kill -9 during jobs, load with ca
 	$(BIN)/python -m bench.reliability
 
 bench: install descriptor  ## throughput/latency -> bench/results.md, fair share, replicas, perplexity, kernels, chunked prefill, prefix cache, start-up -> bench/*.md
+	$(BIN)/python -m bench.kernels
+	$(BIN)/python -m bench.perplexity
 	$(BIN)/python -m bench.chunked_prefill
 	$(BIN)/python -m bench.prefix_cache
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.fair_share
 	$(BIN)/python -m bench.replicas
-	$(BIN)/python -m bench.perplexity
-	$(BIN)/python -m bench.kernels
 
 bench-replicas: install descriptor  ## one replica against two (PostgreSQL, Redis, Envoy) -> bench/replicas.md
 	$(BIN)/python -m bench.replicas $(BENCH_ARGS)

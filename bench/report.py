@@ -34,7 +34,7 @@ def _missing(sections: dict[str, Any], *names: str) -> str:
     return "; ".join([f"not measured ({', '.join(gone)} not run)"] * bool(gone) + errors) or "not measured"
 
 
-SIDE_BENCHES = ("prefix_cache", "chunked_prefill", "startup")
+SIDE_BENCHES = ("prefix_cache", "chunked_prefill", "startup", "perplexity")
 """Benches of `make bench` that run before bench.run and whose figures join its target table."""
 
 
@@ -61,6 +61,22 @@ def _sixth_turn_ttft_ms(side: dict[str, Any], cached: bool) -> float | None:
         if mode.get("prefix_cache") is cached and mode.get("ttft_s") is not None:
             return mode["ttft_s"] * 1000
     return None
+
+
+def _fastest_format_within_rule(sections: dict[str, Any], side: dict[str, Any]) -> tuple[str, float, float] | None:
+    """(weight format, one-stream decode tok/s, perplexity delta %) of the fastest engine format whose
+    perplexity on held-out text (bench/perplexity) is within 2% of fp32, or None if none was measured."""
+    deltas = {}
+    for r in (side.get("perplexity") or {}).get("rows", []):
+        status = str(r.get("status", ""))
+        if status.startswith("engine: weight_format ") and r.get("passes") and r.get("delta_pct") is not None:
+            deltas[status.split()[2]] = r["delta_pct"]
+    best = None
+    for fmt, data in (_get(sections, "weights", "formats") or {}).items():
+        decode = _get(data, "1", "stream_decode_tok_s_p50")
+        if fmt in deltas and decode is not None and (best is None or decode > best[1]):
+            best = (fmt, decode, deltas[fmt])
+    return best
 
 
 def targets(sections: dict[str, Any], side: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -92,6 +108,12 @@ def targets(sections: dict[str, Any], side: dict[str, Any] | None = None) -> lis
         ("grpc", "serial"))
     row("One stream alone vs llama.cpp batch-1 (decode tok/s)", g(1, "stream_decode_tok_s_p50"), llama, ">=",
         0.5, "x", f"{_fmt(g(1, 'stream_decode_tok_s_p50'))} vs {_fmt(llama)} tok/s", ("grpc", "llamacpp"))
+    fastest = _fastest_format_within_rule(sections, side)
+    fmt, decode, delta = fastest or ("any format", None, 0.0)
+    for name, den, bound, needs in (("HF generate batch 1", a_decode, 2.5, "serial"),
+                                    ("llama.cpp batch-1", llama, 0.5, "llamacpp")):
+        row(f"One stream, fastest format within 2% perplexity ({fmt}, {delta:+.2f}%) vs {name} (decode tok/s)",
+            decode, den, ">=", bound, "x", f"{_fmt(decode)} vs {_fmt(den)} tok/s", ("weights", "perplexity", needs))
     row("16 gRPC streams vs static batch-16 HF generate", g(16, "tok_s"), b16, ">=", 1.5, "x",
         f"{_fmt(g(16, 'tok_s'))} vs {_fmt(b16)} tok/s", ("grpc", "static"))
     row("32 gRPC streams vs static batch-32 HF generate", g(32, "tok_s"), b32, ">=", 1.5, "x",
