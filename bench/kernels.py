@@ -1,9 +1,10 @@
-"""Linear-layer kernels per batch size on SmolLM2-135M's shapes: torch's default CPU
-path (MKL sgemm via `F.linear`, re-packing the weight per call) against oneDNN on a
-weight reordered once (`models.engine.packed.PackedLinear`; the engine picks between the two
-per batch-row bucket by its own measurement at start, `models/engine/kernels.py`), and
-the weight-only int8 kernel of this torch (`aten._weight_int8pack_mm`, per-channel
-scales) for the record. Median microseconds per product over `--repeats` calls.
+"""Linear-layer kernels per batch size on SmolLM2-135M's shapes, for every engine weight
+format this CPU runs: the two kernels the engine picks between per batch-row bucket
+(`models/engine/kernels.py`) of each format. fp32: torch's default CPU path (MKL sgemm
+via `F.linear`, re-packing the weight per call) and oneDNN on a weight reordered once
+(`models.engine.packed.PackedLinear`); bf16: the same two in bfloat16; int8 (weight-only,
+per-channel): torch's `_weight_int8pack_mm` on bf16 activations and oneDNN's fp32 product
+on the integer weights. Fastest call per product over `--repeats` calls, microseconds.
 
 Each call cycles through `--copies` distinct weights of the shape, so a weight is cold
 in the caches as in a decode step (30 layers' weights do not fit them).
@@ -44,26 +45,36 @@ def _best_us(fn: Callable[[int], Any], copies: int, repeats: int) -> float:
     return 1e6 * min(times)
 
 
+def _formats() -> list[str]:
+    from models.engine.packed import packing_supported
+
+    return ["fp32"] + (["bf16", "int8"] if packing_supported(torch.bfloat16) else [])
+
+
 @torch.inference_mode()
-def measure(repeats: int, copies: int, int8: bool) -> list[dict[str, Any]]:
-    from models.engine.packed import PackedLinear
+def measure(repeats: int, copies: int) -> list[dict[str, Any]]:
+    from models.engine.kernels import kernel_name
+    from models.engine.packed import PackedLinear, RowDispatch
 
     torch.manual_seed(0)
     rows_out = []
     for name, (k, n, per_step) in SHAPES.items():
         weights = [torch.nn.Parameter(torch.randn(n, k) * 0.02, requires_grad=False) for _ in range(copies)]
-        packed = [PackedLinear(w, None) for w in weights]
-        scales = [w.abs().amax(1) / 127 for w in weights]
-        qweights = [torch.round(w / s[:, None]).to(torch.int8) for w, s in zip(weights, scales)]
+        layers = {}
+        for fmt in _formats():
+            dispatch = RowDispatch.always(True)
+            built = [PackedLinear(w, None, compute_dtype=torch.bfloat16 if fmt == "bf16" else None,
+                                  dispatch=dispatch, int8=fmt == "int8") for w in weights]
+            for layer in built:
+                layer.keep(packed=True, plain=True)
+            layers[fmt] = (dispatch, built)
         for rows in ROWS:
             x = torch.randn(rows, k)
-            mkl = _best_us(lambda i: F.linear(x, weights[i]), copies, repeats)
-            onednn = _best_us(lambda i: packed[i](x), copies, repeats)
-            row = {"shape": name, "rows": rows, "per_step": per_step, "mkl_us": mkl, "onednn_us": onednn}
-            if int8:
-                row["int8pack_us"] = _best_us(
-                    lambda i: torch.ops.aten._weight_int8pack_mm(x, qweights[i], scales[i]), copies,
-                    max(5, repeats // 3))
+            row = {"shape": name, "rows": rows, "per_step": per_step, "us": {}}
+            for fmt, (dispatch, built) in layers.items():
+                for packed in (False, True):
+                    dispatch.set((), packed)
+                    row["us"][kernel_name(packed, fmt)] = _best_us(lambda i: built[i](x), copies, repeats)
             rows_out.append(row)
             print(row, flush=True)
     return rows_out
@@ -71,7 +82,7 @@ def measure(repeats: int, copies: int, int8: bool) -> list[dict[str, Any]]:
 
 def markdown(results: dict[str, Any]) -> str:
     facts, idle = results["machine"], results["idle"]
-    int8 = any("int8pack_us" in r for r in results["rows"])
+    kernels = list(results["rows"][0]["us"])
     lines = [
         "# Linear kernels per batch size (SmolLM2-135M shapes)",
         "",
@@ -80,26 +91,27 @@ def markdown(results: dict[str, Any]) -> str:
         f"Load before the run: {idle['load_1min']:.2f} (1-minute average), {100 * idle['busy_share_1s']:.0f}% "
         f"of the CPU busy. {idle['warning']}".rstrip(),
         "",
-        f"fp32, fastest of {results['args']['repeats']} calls per product, in us, cycling over "
-        f"{results['args']['copies']} cold weights. MKL = `F.linear` (torch's default); oneDNN = "
-        "`PackedLinear` (weight reordered once). The engine chooses between them per batch-row bucket at start "
-        "(`engine.cpu_linear = \"auto\"`, the default; `models/engine/kernels.py`)."
-        + (" int8pack = `aten._weight_int8pack_mm` (weight-only int8, per-channel scales)." if int8 else ""),
+        f"Fastest of {results['args']['repeats']} calls per product, in us, cycling over "
+        f"{results['args']['copies']} cold weights, through the engine's own layer (`PackedLinear`). "
+        "torch = `F.linear` (MKL), onednn = weight reordered once; -bf16: bfloat16 products; -int8: weight-only "
+        "int8 (torch-int8 = `aten._weight_int8pack_mm` on bf16 activations, onednn-int8 = fp32 product on the "
+        "integer weights). The engine chooses between the two kernels of its weight format per batch-row bucket "
+        "at start (`engine.cpu_linear = \"auto\"`, the default; `models/engine/kernels.py`).",
         "",
-        "| shape (in x out) | rows | MKL us | oneDNN us | MKL / oneDNN |" + (" int8pack us |" if int8 else ""),
-        "|---|---|---|---|---|" + ("---|" if int8 else ""),
+        "| shape (in x out) | rows | " + " | ".join(f"{k} us" for k in kernels) + " |",
+        "|---|---|" + "---|" * len(kernels),
     ]
     for r in results["rows"]:
-        lines.append(f"| {r['shape']} | {r['rows']} | {r['mkl_us']:.0f} | {r['onednn_us']:.0f} | "
-                     f"{r['mkl_us'] / r['onednn_us']:.2f}x |" + (f" {r['int8pack_us']:.0f} |" if int8 else ""))
-    lines += ["", "Per decode step (the 210 linears of the 30 layers, lm_head excluded), summed from the rows above:", "",
-              "| rows | MKL ms | oneDNN ms | faster |", "|---|---|---|---|"]
+        lines.append(f"| {r['shape']} | {r['rows']} | " + " | ".join(f"{r['us'][k]:.0f}" for k in kernels) + " |")
+    lines += ["", "Per decode step (the 210 linears of the 30 layers, lm_head excluded), summed from the rows above, "
+              "in ms; the fastest kernel in bold:", "",
+              "| rows | " + " | ".join(kernels) + " |", "|---|" + "---|" * len(kernels)]
     for rows in ROWS:
         sel = [r for r in results["rows"] if r["rows"] == rows]
-        mkl = sum(r["mkl_us"] * r["per_step"] for r in sel) / 1e3
-        one = sum(r["onednn_us"] * r["per_step"] for r in sel) / 1e3
-        lines.append(f"| {rows} | {mkl:.1f} | {one:.1f} | {'oneDNN' if one < mkl else 'MKL'} "
-                     f"({max(mkl, one) / min(mkl, one):.2f}x) |")
+        step = {k: sum(r["us"][k] * r["per_step"] for r in sel) / 1e3 for k in kernels}
+        best = min(step, key=step.get)
+        lines.append(f"| {rows} | " + " | ".join(f"**{v:.1f}**" if k == best else f"{v:.1f}"
+                                                   for k, v in step.items()) + " |")
     lines += ["", results.get("notes", ""), ""]
     return "\n".join(lines)
 
@@ -109,14 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--copies", type=int, default=8)
-    parser.add_argument("--no-int8", action="store_true", help="skip the (slow) weight-only int8 kernel")
     parser.add_argument("--notes", default="", help="a paragraph appended to the results")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "kernels")
     args = parser.parse_args(argv)
     idle = machine.idle_check()
     results = {"machine": machine.facts(), "idle": idle,
                "args": {"repeats": args.repeats, "copies": args.copies},
-               "rows": measure(args.repeats, args.copies, not args.no_int8), "notes": args.notes}
+               "rows": measure(args.repeats, args.copies), "notes": args.notes}
     print(report.write(results, args.out, markdown))
     return 0
 

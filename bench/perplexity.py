@@ -84,14 +84,22 @@ def _dynamic_int8(per_channel: bool) -> Callable[[nn.Module, Any], nn.Module]:
     return apply
 
 
-@torch.no_grad()
-def _weight_only_int8(model: nn.Module, tokenizer: Any) -> nn.Module:
-    for module in model.modules():
-        if type(module) is nn.Linear:
-            w = module.weight
-            scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
-            w.copy_(torch.round(w / scale).clamp(-127, 127) * scale)
-    return model
+class _Int8Emulated(nn.Module):
+    """What weight_format "int8" computes, on any CPU: int8 weights with a bf16 scale per
+    output channel, bf16 inputs, fp32 sums, scaled and rounded to bf16."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        from models.engine.packed import quantize_per_channel
+
+        q, scales = quantize_per_channel(linear.weight.detach())
+        self.weight = nn.Parameter(q.float(), requires_grad=False)
+        self.scales = scales.float()
+        self.bias = linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = (torch.nn.functional.linear(x.to(torch.bfloat16).float(), self.weight) * self.scales).to(torch.bfloat16)
+        return y.float() + self.bias if self.bias is not None else y.float()
 
 
 class _Bf16Inputs(nn.Module):
@@ -107,12 +115,14 @@ class _Bf16Inputs(nn.Module):
         return torch.nn.functional.linear(x.to(torch.bfloat16).float(), self.weight, self.bias)
 
 
-def _bf16_emulated(model: nn.Module, tokenizer: Any) -> nn.Module:
-    targets = [(name, m) for name, m in model.named_modules() if type(m) is nn.Linear]
-    for name, module in targets:
-        parent, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, attr, _Bf16Inputs(module))
-    return model
+def _emulated(layer: type[nn.Module]) -> Callable[[nn.Module, Any], nn.Module]:
+    def apply(model: nn.Module, tokenizer: Any) -> nn.Module:
+        targets = [(name, m) for name, m in model.named_modules() if type(m) is nn.Linear]
+        for name, module in targets:
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, attr, layer(module))
+        return model
+    return apply
 
 
 @torch.inference_mode()
@@ -140,10 +150,12 @@ def candidates() -> list[tuple[str, str, Callable]]:
         ("fp32, oneDNN packed (default)", "engine: weight_format fp32 (default)", _engine_format("fp32")),
         ("bf16 products, oneDNN packed", "engine: weight_format bf16", _engine_format("bf16")),
         ("bf16 emulated (bf16 weights and linear inputs, fp32 products)", "quality of weight_format bf16",
-         _bf16_emulated),
-        ("int8 dynamic, per-tensor weights", "removed (was weight_format int8)", _dynamic_int8(False)),
+         _emulated(_Bf16Inputs)),
+        ("int8 weight-only, per-channel, oneDNN / int8pack", "engine: weight_format int8", _engine_format("int8")),
+        ("int8 weight-only emulated (int8 weights, bf16 inputs and outputs)", "quality of weight_format int8",
+         _emulated(_Int8Emulated)),
+        ("int8 dynamic, per-tensor weights", "removed (the old weight_format int8)", _dynamic_int8(False)),
         ("int8 dynamic, per-channel weights", "not offered", _dynamic_int8(True)),
-        ("int8 weight-only, per-channel (rounding only)", "not offered: no fast CPU kernel", _weight_only_int8),
     ]
 
 
@@ -201,14 +213,14 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 NOTES = (
-    "Torch's dynamic int8 (`quantize_dynamic`, the removed `weight_format=\"int8\"`) quantizes the "
+    "Torch's dynamic int8 (`quantize_dynamic`, what `weight_format=\"int8\"` used to be) quantizes the "
     "activations to int8 with one scale for the whole tensor; a few outlier values set that scale, so "
     "most activations keep few of its 127 levels (measured below: under one at the worst linear) and quality "
-    "collapses whatever the weight granularity. Weight-only int8 per channel keeps quality, but the kernel this torch has for "
-    "it on the CPU (`aten._weight_int8pack_mm`) is slower than the fp32 "
-    "products (bench/kernels.md), so it brings no speed and is not offered. The engine's bf16 "
-    "runs where the CPU's oneDNN has bfloat16 products (AVX-512 or AVX-NE-CONVERT) and is refused at start "
-    "elsewhere; its quality is also scored on any CPU by the emulated row (operands rounded to bf16)."
+    "collapses whatever the weight granularity. Today's `weight_format=\"int8\"` is weight-only: int8 weights "
+    "per output channel, bf16 activations, fp32 sums (torch's `_weight_int8pack_mm` at the few rows where it is "
+    "faster, bench/kernels.md). bf16 and int8 run where the CPU's oneDNN has bfloat16 products (AVX-512 or "
+    "AVX-NE-CONVERT) and are refused at start elsewhere; their quality is also scored on any CPU by the "
+    "emulated rows."
 )
 
 

@@ -56,16 +56,17 @@ class EngineConfig:
     prefix_block_tokens: int = 16
     """Tokens per prefix-cache block: only whole blocks are cached and matched."""
 
-    weight_format: Literal["fp32", "bf16"] = "fp32"
-    """Precision of the linear layers' products (CPU only for the others): "bf16" runs them
-    on bfloat16 copies of the weights through oneDNN (half the bytes per step; fast on
-    CPUs with AVX512-BF16 or AMX, refused without), activations and KV cache stay fp32.
-    Quality by SmolLM2 perplexity on held-out text is in `bench/perplexity.md`; a format
-    more than 2% above fp32 is not offered as a default. "int8" (torch's dynamic int8
-    quantization) was removed: it raised that perplexity by 219% (181% with per-channel
-    weights; one activation scale per tensor cannot hold SmolLM2's outliers), and the
-    weight-only int8 kernel of this torch is slower than fp32 on the CPU. bf16's delta,
-    scored with its operands rounded to bf16, is -0.04%."""
+    weight_format: Literal["fp32", "bf16", "int8"] = "fp32"
+    """Precision of the linear layers' products (CPU only for the others; refused on CPUs
+    whose oneDNN lacks bfloat16 products, i.e. without AVX-512 or AVX-NE-CONVERT).
+    "bf16" runs them on bfloat16 copies of the weights through oneDNN. "int8" is
+    weight-only: per-channel symmetric int8 weights, bfloat16 activations into the
+    product, fp32 sums scaled per channel and rounded to bfloat16 (a quarter of the weight bytes per step; torch's
+    `_weight_int8pack_mm` at the few rows of a decode step where it is faster).
+    Activations, norms, attention and the KV cache stay fp32 in both. Quality by SmolLM2
+    perplexity on held-out text is in `bench/perplexity.md`; a format more than 2% above
+    fp32 is not offered as a default. (Torch's dynamic int8, which quantized the
+    activations with one scale per tensor, raised that perplexity by 219% and is gone.)"""
 
     cpu_linear: Literal["auto", "onednn", "torch"] = "auto"
     """CPU kernels of the fp32/bf16 linear layers. "auto": per batch-row bucket, the faster
@@ -102,10 +103,7 @@ class EngineConfig:
                 raise ValueError(f"EngineConfig.{name} must be >= 1")
         if self.retry_after_s <= 0:
             raise ValueError("EngineConfig.retry_after_s must be > 0")
-        if self.weight_format == "int8":
-            raise ValueError("engine.weight_format 'int8' was removed: torch's dynamic int8 raised "
-                             "SmolLM2's held-out perplexity by 219% (bench/perplexity.md); use 'fp32' or 'bf16'")
-        if self.weight_format not in ("fp32", "bf16"):
-            raise ValueError(f"engine.weight_format must be 'fp32' or 'bf16', got {self.weight_format!r}")
+        if self.weight_format not in ("fp32", "bf16", "int8"):
+            raise ValueError(f"engine.weight_format must be 'fp32', 'bf16' or 'int8', got {self.weight_format!r}")
         if self.cpu_linear not in ("auto", "onednn", "torch"):
             raise ValueError("EngineConfig.cpu_linear must be 'auto', 'onednn' or 'torch'")

@@ -7,8 +7,9 @@ a 2-core Xeon (AVX-512, AMX) MKL won at one row and oneDNN at 16. So with
 model through each candidate kernel at one row count per bucket, and each bucket takes
 the faster. Candidates share the precision the weight format sets (fp32: "torch" (MKL
 through `F.linear`) and "onednn"; bf16: "torch-bf16" (torch's bf16 linear, oneDNN with
-AMX where the CPU has it) and "onednn-bf16"), so the choice changes speed, not results
-beyond float rounding.
+AMX where the CPU has it) and "onednn-bf16"; int8: "torch-int8" (torch's weight-only
+`_weight_int8pack_mm`) and "onednn-int8" (oneDNN's fp32 product on the integer weights)),
+so the choice changes speed, not results beyond float rounding.
 
 The choice is cached beside the model copy, keyed by what decides it (CPU model and ISA
 flags, torch version and CPU capability, model and its linear shapes, dtype, weight
@@ -71,8 +72,8 @@ stays short (a few tens of ms at small row counts)."""
 _ISA_PREFIXES = ("avx", "amx", "fma", "f16c", "sse4")
 
 
-def kernel_name(packed: bool, bf16: bool) -> str:
-    return ("onednn" if packed else "torch") + ("-bf16" if bf16 else "")
+def kernel_name(packed: bool, weight_format: str = "fp32") -> str:
+    return ("onednn" if packed else "torch") + ("" if weight_format == "fp32" else f"-{weight_format}")
 
 
 @dataclass(frozen=True)
@@ -236,11 +237,11 @@ class Measurement:
     meanwhile), then puts the choice in force, caches it and returns it. The layers must
     hold both paths' weights while it runs."""
 
-    def __init__(self, model: nn.Module, dispatch: RowDispatch, bf16: bool, key: dict[str, Any],
+    def __init__(self, model: nn.Module, dispatch: RowDispatch, weight_format: str, key: dict[str, Any],
                  cache: KernelCache | None) -> None:
         self.layers = packed_layers(model)
         self.dispatch = dispatch
-        self.bf16 = bf16
+        self.weight_format = weight_format
         self.key = key
         self.cache = cache
 
@@ -269,9 +270,9 @@ class Measurement:
                     yield
             packed_s, plain_s = sum(b[True] for b in best), sum(b[False] for b in best)
             plain_wins = plain_s < (1 - MARGIN) * packed_s
-            choices.append(BucketChoice(lo, hi, kernel_name(not plain_wins, self.bf16),
-                                        {kernel_name(True, self.bf16): round(1e3 * packed_s, 3),
-                                         kernel_name(False, self.bf16): round(1e3 * plain_s, 3)}))
+            choices.append(BucketChoice(lo, hi, kernel_name(not plain_wins, self.weight_format),
+                                        {kernel_name(True, self.weight_format): round(1e3 * packed_s, 3),
+                                         kernel_name(False, self.weight_format): round(1e3 * plain_s, 3)}))
         plan = KernelPlan(tuple(choices), "measured", self.key, round(spent, 3), os.getloadavg()[0])
         self.dispatch.set(*plan.dispatch_table())
         for layer in self.layers:  # the copies of a path no bucket takes are dropped
@@ -331,34 +332,34 @@ def install_linear_kernels(model: nn.Module, config: EngineConfig, device: torch
     and the returned `Measurement` chooses, for the engine to run between its steps.
     Runs on the engine's thread, after its thread count is set: the measurement must see
     the threads the engine will run with. Returns (plan, measurement); (None, None) off the CPU."""
-    bf16 = config.weight_format == "bf16"
-    if bf16:
-        check_bf16(device)
+    fmt = config.weight_format
+    if fmt != "fp32":
+        check_bf16(device, fmt)
     if device.type != "cpu":
         return None, None
     if not onednn_available():
-        return KernelPlan.fixed(kernel_name(False, bf16), "only"), None
+        return KernelPlan.fixed(kernel_name(False, fmt), "only"), None
     key = choice_key(model, config, cache.model_name if cache else model_name)
     if plan is None and config.cpu_linear != "auto":
-        plan = KernelPlan.fixed(kernel_name(config.cpu_linear == "onednn", bf16), "configured", key)
+        plan = KernelPlan.fixed(kernel_name(config.cpu_linear == "onednn", fmt), "configured", key)
     if plan is None and cache is not None:
         plan = cache.read(key)
     if plan is not None and plan.kernels == {"torch"} and not packed_layers(model):
         _log_plan(plan)
         return plan, None  # fp32 through torch's own linear: the model stays as it is
-    compute_dtype = torch.bfloat16 if bf16 else None
+    compute_dtype = None if fmt == "fp32" else torch.bfloat16
     pending = plan is None
     if pending:
-        plan = KernelPlan.fixed(kernel_name(True, bf16), "pending", key)
+        plan = KernelPlan.fixed(kernel_name(True, fmt), "pending", key)
     dispatch = RowDispatch(*plan.dispatch_table())
-    pack_linears(model, compute_dtype, dispatch)
+    pack_linears(model, compute_dtype, dispatch, int8=fmt == "int8")
     layers = packed_layers(model)
     for layer in layers:  # layers packed by an earlier engine on this model follow this one
-        layer.configure(dispatch, compute_dtype)
+        layer.configure(dispatch, compute_dtype, int8=fmt == "int8")
         if pending:
             layer.keep(packed=True, plain=True)  # both paths' weights, for the measurement
     if not layers:
-        return KernelPlan.fixed(kernel_name(False, bf16), "only", key), None
+        return KernelPlan.fixed(kernel_name(False, fmt), "only", key), None
     if not pending:
         _log_plan(plan)
-    return plan, Measurement(model, dispatch, bf16, key, cache) if pending else None
+    return plan, Measurement(model, dispatch, fmt, key, cache) if pending else None

@@ -16,6 +16,13 @@ keeps the original parameters (state dicts, tied embeddings and autograd still s
 them) and adds the packed copy (so the linear weights take twice their memory while
 the packed path is in use). Calls that need gradients through the layer (specialist
 training backpropagates into adapters across frozen base layers) take the plain path.
+
+Weight format "int8" is weight-only: each output channel's weights are rounded to int8
+with one bfloat16 scale, activations go into the product as bfloat16, the fp32 sums are
+scaled per channel and rounded to bfloat16. Its two paths compute the same numbers up
+to the order of the fp32 sums: torch's `_weight_int8pack_mm` (fast at a few rows on CPUs
+with AVX512-BF16; it rounds exactly so) and oneDNN's fp32 product on the integer weights
+(bf16 times int8 is exact in fp32), scaled and rounded after (fast at many rows).
 """
 
 from __future__ import annotations
@@ -84,12 +91,21 @@ class RowDispatch:
         return self._beyond == packed or packed in self._packed
 
 
+def quantize_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 weights [out, in] and one bfloat16 scale per output channel (the
+    precision torch's int8 kernel takes them in)."""
+    scales = (weight.abs().amax(dim=1).float().clamp_min(1e-12) / 127.0).to(torch.bfloat16)
+    q = torch.round(weight.float() / scales.float()[:, None]).clamp(-127, 127).to(torch.int8)
+    return q, scales
+
+
 class PackedLinear(nn.Linear):
     """`nn.Linear` whose inference forward runs on a oneDNN-reordered weight or on torch's
     linear, as its `RowDispatch` says for the call's row count."""
 
     def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, transposed: bool = False,
-                 compute_dtype: torch.dtype | None = None, dispatch: RowDispatch | None = None) -> None:
+                 compute_dtype: torch.dtype | None = None, dispatch: RowDispatch | None = None,
+                 int8: bool = False) -> None:
         nn.Module.__init__(self)
         # The original parameters stay as they are (shape included), so state dicts,
         # tied embeddings and the autograd path see the same tensors as before.
@@ -97,20 +113,26 @@ class PackedLinear(nn.Linear):
         self.bias = bias
         self.transposed = transposed
         self.out_features, self.in_features = weight.shape[::-1] if transposed else weight.shape
-        self.compute_dtype = compute_dtype or weight.dtype
+        self.int8 = int8
+        self.compute_dtype = torch.bfloat16 if int8 else compute_dtype or weight.dtype
         self.dispatch = dispatch or RowDispatch.always(True)
         self._packed: torch.Tensor | None = None
         self._plain: torch.Tensor | None = None
         self._bias: torch.Tensor | None = None
+        self._scales: torch.Tensor | None = None
+        """int8 only: per-channel scales, in bf16 for torch's kernel; `_scales_fp32` for oneDNN's."""
+        self._scales_fp32: torch.Tensor | None = None
         self.keep(packed=self.dispatch.uses(True), plain=self.dispatch.uses(False))
 
-    def configure(self, dispatch: RowDispatch, compute_dtype: torch.dtype | None = None) -> None:
+    def configure(self, dispatch: RowDispatch, compute_dtype: torch.dtype | None = None,
+                  int8: bool = False) -> None:
         """Follow `dispatch` from now on (an engine built again on an already packed model
-        brings its own choice), products in `compute_dtype` (None: the weight's dtype)."""
-        compute_dtype = compute_dtype or self.weight.dtype
-        if compute_dtype != self.compute_dtype:
+        brings its own choice), products in `compute_dtype` (None: the weight's dtype) or
+        on int8 weights."""
+        compute_dtype = torch.bfloat16 if int8 else compute_dtype or self.weight.dtype
+        if compute_dtype != self.compute_dtype or int8 != self.int8:
             self.keep(packed=False, plain=False)
-            self.compute_dtype = compute_dtype
+            self.compute_dtype, self.int8 = compute_dtype, int8
         self.dispatch = dispatch
         self.keep(packed=dispatch.uses(True), plain=dispatch.uses(False))
 
@@ -120,6 +142,10 @@ class PackedLinear(nn.Linear):
         with torch.no_grad():
             w = self.weight.detach()
             w = w.t() if self.transposed else w
+            if self.int8:
+                self._keep_int8(w, packed=packed, plain=plain)
+                return
+            self._scales = self._scales_fp32 = None
             if packed and self._packed is None:
                 self._packed = torch.ops.mkldnn._reorder_linear_weight(
                     w.to(self.compute_dtype).contiguous(), _PACK_ROWS_HINT)
@@ -132,11 +158,43 @@ class PackedLinear(nn.Linear):
                 self._plain = None
             self._bias = None if self.bias is None else self.bias.detach().to(self.compute_dtype)
 
+    def _keep_int8(self, w: torch.Tensor, *, packed: bool, plain: bool) -> None:
+        if not (packed or plain):
+            self._packed = self._plain = self._scales = self._scales_fp32 = self._bias = None
+            return
+        q = None
+        if self._scales is None:
+            q, self._scales = quantize_per_channel(w)
+            self._scales_fp32 = self._scales.float()
+        if packed and self._packed is None:
+            q = quantize_per_channel(w)[0] if q is None else q
+            self._packed = torch.ops.mkldnn._reorder_linear_weight(q.float(), _PACK_ROWS_HINT)
+        elif not packed:
+            self._packed = None
+        if plain and self._plain is None:
+            self._plain = (quantize_per_channel(w)[0] if q is None else q).contiguous()
+        elif not plain:
+            self._plain = None
+        self._bias = None if self.bias is None else self.bias.detach().float()
+
+    def _forward_int8(self, x: torch.Tensor) -> torch.Tensor:
+        xb = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        if self.dispatch.packed(xb.shape[0]):
+            sums = torch.ops.mkldnn._linear_pointwise(xb.float(), self._packed, None, "none", [], "")
+            y = (sums * self._scales_fp32).to(torch.bfloat16).float()
+        else:
+            y = torch.ops.aten._weight_int8pack_mm(xb, self._plain, self._scales).float()
+        if self._bias is not None:
+            y = y + self._bias
+        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         if needs_grad or x.dtype != self.weight.dtype:
             weight = self.weight.t() if self.transposed else self.weight
             return F.linear(x, weight, self.bias)
+        if self.int8:
+            return self._forward_int8(x)
         xc = x if self.compute_dtype == x.dtype else x.to(self.compute_dtype)
         if self.dispatch.packed(x.numel() // self.in_features):
             y = torch.ops.mkldnn._linear_pointwise(xc, self._packed, self._bias, "none", [], "")
@@ -148,22 +206,23 @@ class PackedLinear(nn.Linear):
 
 
 def _replacement(module: nn.Module, compute_dtype: torch.dtype | None,
-                 dispatch: RowDispatch | None) -> PackedLinear | None:
+                 dispatch: RowDispatch | None, int8: bool) -> PackedLinear | None:
     if type(module) is nn.Linear:  # exact type: a PackedLinear is never packed again
-        return PackedLinear(module.weight, module.bias, compute_dtype=compute_dtype, dispatch=dispatch)
+        return PackedLinear(module.weight, module.bias, compute_dtype=compute_dtype, dispatch=dispatch, int8=int8)
     if type(module).__name__ == "Conv1D" and hasattr(module, "nf"):
         # transformers' Conv1D keeps the weight as [in, out]: x @ W + b.
         return PackedLinear(module.weight, module.bias, transposed=True, compute_dtype=compute_dtype,
-                            dispatch=dispatch)
+                            dispatch=dispatch, int8=int8)
     return None
 
 
 def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None,
-                 dispatch: RowDispatch | None = None) -> int:
+                 dispatch: RowDispatch | None = None, int8: bool = False) -> int:
     """Replace the model's CPU float linears in place; returns how many were packed.
     `compute_dtype` (e.g. bfloat16) runs the products in that precision, on weights
-    converted once; None keeps each weight's own dtype. `dispatch` (shared by every
-    layer) picks the path per row count; None: always the packed one."""
+    converted once; None keeps each weight's own dtype; `int8` runs them on int8 weights
+    (bf16 activations). `dispatch` (shared by every layer) picks the path per row count;
+    None: always the packed one."""
     if not onednn_available():
         log.info("oneDNN packed linears unavailable in this torch build; using torch's default")
         return 0
@@ -172,8 +231,8 @@ def pack_linears(model: nn.Module, compute_dtype: torch.dtype | None = None,
         weight = getattr(module, "weight", None)
         if (weight is not None and weight.device.type == "cpu"
                 and weight.dtype in (torch.float32, torch.bfloat16)
-                and packing_supported(compute_dtype or weight.dtype)):
-            new = _replacement(module, compute_dtype, dispatch)
+                and packing_supported(torch.bfloat16 if int8 else compute_dtype or weight.dtype)):
+            new = _replacement(module, compute_dtype, dispatch, int8)
             if new is not None:
                 targets.append((name, new))
     for name, new in targets:
@@ -186,11 +245,11 @@ def packed_layers(model: nn.Module) -> list[PackedLinear]:
     return [m for m in model.modules() if isinstance(m, PackedLinear)]
 
 
-def check_bf16(device: torch.device) -> None:
-    """weight_format "bf16" runs bfloat16 products on oneDNN; CPU only, and only where
-    this CPU's oneDNN has them."""
+def check_bf16(device: torch.device, weight_format: str = "bf16") -> None:
+    """weight_formats "bf16" and "int8" run bfloat16 products on oneDNN; CPU only, and only
+    where this CPU's oneDNN has them."""
     if device.type != "cpu":
-        raise ValueError("weight_format='bf16' is only supported on CPU (set the model's dtype instead)")
+        raise ValueError(f"weight_format={weight_format!r} is only supported on CPU (set the model's dtype instead)")
     if not packing_supported(torch.bfloat16):
-        raise ValueError("weight_format='bf16' needs bfloat16 products in oneDNN, which this CPU lacks "
+        raise ValueError(f"weight_format={weight_format!r} needs bfloat16 products in oneDNN, which this CPU lacks "
                          "(they need AVX-512 or AVX-NE-CONVERT); use weight_format='fp32'")

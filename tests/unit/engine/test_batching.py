@@ -74,16 +74,21 @@ def _kernel_plans() -> dict[str, KernelPlan]:
 
 
 KERNEL_PLANS = _kernel_plans()
-BF16_KERNELS = ["torch-bf16", "onednn-bf16"] if packing_supported(torch.bfloat16) else []
+BF16_KERNELS = ["torch-bf16", "onednn-bf16", "torch-int8", "onednn-int8", "mixed-int8"] \
+    if packing_supported(torch.bfloat16) else []
+"""Kernels of the bf16 and int8 weight formats (both need bf16 products); "mixed-int8"
+alternates int8's two kernels over the buckets."""
+MIXED_INT8 = KernelPlan(tuple(BucketChoice(lo, hi, "torch-int8" if i % 2 == 0 else "onednn-int8")
+                              for i, (lo, hi, _) in enumerate(BUCKETS)), "configured")
 
 
 @pytest.mark.parametrize("kernels", [*KERNEL_PLANS, *BF16_KERNELS])
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("budget", [512, 7])
 async def test_greedy_alone_equals_greedy_in_busy_batch(arch, budget, kernels, request, make_engine, tokenizer):
-    plan = KERNEL_PLANS.get(kernels) or KernelPlan.fixed(kernels, "configured")
+    plan = KERNEL_PLANS.get(kernels) or (MIXED_INT8 if kernels == "mixed-int8" else KernelPlan.fixed(kernels, "configured"))
     engine = make_engine(request.getfixturevalue(arch), prefill_token_budget=budget, kernel_plan=plan,
-                         weight_format="bf16" if kernels.endswith("bf16") else "fp32")
+                         weight_format=kernels.rpartition("-")[2] if "-" in kernels else "fp32")
     assert engine.kernels == plan
     prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
     alone = [await collect(engine, ids, GREEDY) for ids in prompts]

@@ -274,11 +274,8 @@ async def test_stop_ends_streams_and_refuses_new_work(make_engine, tokenizer):
         await engine.run_background(iter(()))
 
 
-def test_int8_weight_format_is_refused_with_the_reason():
-    # Dynamic int8 raised SmolLM2's held-out perplexity by 219% (bench/perplexity.md).
+def test_unknown_weight_format_is_refused_naming_the_choices():
     from models.engine.config import EngineConfig
 
-    with pytest.raises(ValueError, match=r"engine\.weight_format 'int8' was removed.*perplexity"):
-        EngineConfig(weight_format="int8")
-    with pytest.raises(ValueError, match=r"engine\.weight_format must be 'fp32' or 'bf16', got 'fp8'"):
+    with pytest.raises(ValueError, match=r"engine\.weight_format must be 'fp32', 'bf16' or 'int8', got 'fp8'"):
         EngineConfig(weight_format="fp8")

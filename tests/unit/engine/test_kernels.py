@@ -140,13 +140,14 @@ def test_unused_weight_copies_are_dropped(tokenizer):
     assert not any(isinstance(m, PackedLinear) for m in torch_only.model.modules())  # left as it was
 
 
-def test_bf16_candidates_are_the_bf16_kernels(tokenizer, cache):
+@pytest.mark.parametrize("fmt", ["bf16", "int8"])
+def test_low_precision_candidates_are_the_formats_own_kernels(fmt, tokenizer, cache):
     if not packing_supported(torch.bfloat16):  # an AVX2-only CPU: refused at start, with the reason
-        with pytest.raises(Exception, match="needs bfloat16 products"):
-            _engine(tokenizer, cache, weight_format="bf16")
+        with pytest.raises(Exception, match=f"weight_format='{fmt}' needs bfloat16 products"):
+            _engine(tokenizer, cache, weight_format=fmt)
         return
-    plan = _engine(tokenizer, cache, weight_format="bf16").kernels
-    assert plan.kernels <= {"torch-bf16", "onednn-bf16"}
-    assert set(plan.buckets[0].measured_ms) == {"torch-bf16", "onednn-bf16"}
-    assert all(m.compute_dtype == torch.bfloat16 for m in packed_layers(_engine(tokenizer, cache,
-                                                                               weight_format="bf16").model))
+    plan = _engine(tokenizer, cache, weight_format=fmt).kernels
+    assert plan.kernels <= {f"torch-{fmt}", f"onednn-{fmt}"}
+    assert set(plan.buckets[0].measured_ms) == {f"torch-{fmt}", f"onednn-{fmt}"}
+    layers = packed_layers(_engine(tokenizer, cache, weight_format=fmt).model)
+    assert all(m.compute_dtype == torch.bfloat16 and m.int8 == (fmt == "int8") for m in layers)

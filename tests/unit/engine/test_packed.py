@@ -117,3 +117,56 @@ def test_bf16_weight_format_keeps_activations_in_fp32(tokenizer):
     assert logits.dtype == torch.float32
     assert not torch.equal(logits, expected)  # the products really ran in bfloat16
     torch.testing.assert_close(logits, expected, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.skipif(not packing_supported(torch.bfloat16), reason="covered by the refusal test below")
+@pytest.mark.parametrize("transposed", [False, True])
+def test_int8_paths_compute_the_same_weight_only_product(transposed):
+    from models.engine.packed import RowDispatch, quantize_per_channel
+
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48)
+    weight = nn.Parameter(linear.weight.detach().t().contiguous()) if transposed else linear.weight
+    dispatch = RowDispatch.always(True)
+    layer = PackedLinear(weight, linear.bias, transposed=transposed, dispatch=dispatch, int8=True)
+    layer.keep(packed=True, plain=True)
+    q, scales = quantize_per_channel(linear.weight.detach())
+    assert q.dtype == torch.int8 and q.abs().max() == 127
+    x = torch.randn(2, 5, 64)
+    # The reference: bf16 activations times the int8 weights, summed in fp32, scaled per
+    # channel and rounded to bf16.
+    sums = x.bfloat16().float() @ q.float().t()
+    expected = (sums * scales.float()).bfloat16().float() + linear.bias.detach()
+    with torch.inference_mode():
+        by_onednn = layer(x)
+        dispatch.set((), False)
+        by_int8pack = layer(x)
+    assert by_onednn.shape == by_int8pack.shape == (2, 5, 48) and by_onednn.dtype == torch.float32
+    for got in (by_onednn, by_int8pack):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-2)
+    # Against the unquantized layer the difference is the quantization's, not zero.
+    assert not torch.equal(by_int8pack, linear(x).detach())
+
+
+def test_int8_weight_format_quantizes_the_products_only(tokenizer):
+    model = make_llama(len(tokenizer)).eval()
+    ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
+    with torch.inference_mode():
+        expected = model(ids).logits
+    if not packing_supported(torch.bfloat16):
+        with pytest.raises(ValueError, match="weight_format='int8' needs bfloat16 products"):
+            Engine(model, tokenizer, EngineConfig(weight_format="int8"), device="cpu")
+        return
+    engine = Engine(model, tokenizer, EngineConfig(weight_format="int8"), device="cpu")
+    layers = [m for m in engine.model.modules() if isinstance(m, PackedLinear)]
+    assert layers and all(m.int8 for m in layers)
+    assert all(m.weight.dtype == torch.float32 for m in layers)  # the originals are kept
+    with torch.inference_mode():
+        logits = engine.model(ids).logits
+    assert logits.dtype == torch.float32
+    assert not torch.equal(logits, expected)
+    # Rounding every weight of a random model moves its logits by a few per cent, no more.
+    assert (logits - expected).norm() / expected.norm() < 0.05
+    # Training through the layers (specialist adapters) runs on the original weights.
+    x = torch.randn(3, layers[0].in_features, requires_grad=True)
+    torch.testing.assert_close(layers[0](x), nn.functional.linear(x, layers[0].weight, layers[0].bias))

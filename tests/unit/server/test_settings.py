@@ -85,7 +85,7 @@ def test_secrets_never_show_in_the_settings_text():
     ({"LLMSERVE_ENGINE__MAX_BATCH_ROWS": "many"}, "engine.max_batch_rows"),
     ({"LLMSERVE_AUTH__MODE": "maybe"}, "auth.mode"),
     ({"LLMSERVE_ENGINE__MAX_BATH_ROWS": "3"}, "engine.max_bath_rows"),
-    ({"LLMSERVE_ENGINE__WEIGHT_FORMAT": "int8"}, "engine.weight_format"),
+    ({"LLMSERVE_ENGINE__WEIGHT_FORMAT": "int4"}, "engine.weight_format"),
 ])
 def test_bad_environment_values_name_the_setting(env, named):
     with pytest.raises(ValueError, match=named.replace(".", r"\.")):
