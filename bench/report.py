@@ -178,7 +178,7 @@ def markdown(results: dict[str, Any]) -> str:
 
     lines += ["## Targets", "", "| target | measured | required | met | values |", "|---|---|---|---|---|"]
     for t in results["targets"]:
-        unit = " tok/s" if "tok/s" in t["required"] else "x"
+        unit = next((u for u in (" tok/s", " s") if t["required"].endswith(u)), "x")
         lines.append(f"| {t['target']} | {_fmt(t['value'], 2)}{unit if t['value'] is not None else ''} | "
                      f"{t['required']} | {_met(t['met'])} | {_cell(t['detail'])} |")
 

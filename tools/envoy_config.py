@@ -155,6 +155,11 @@ def openapi_for(descriptor: Path | str) -> Path:
     descriptor = Path(descriptor)
     out = descriptor.with_name("openapi.json")
     if descriptor.exists() and (not out.exists() or out.stat().st_mtime < descriptor.stat().st_mtime):
+        # openapi_doc imports its siblings as top-level modules (it also runs as a script),
+        # so tools/ must be importable whoever imported this module.
+        tools_dir = str(Path(__file__).resolve().parent)
+        if tools_dir not in sys.path:
+            sys.path.insert(0, tools_dir)
         import openapi_doc
 
         openapi_doc.write(descriptor, out)
