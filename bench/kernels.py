@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
 from bench import machine, report
 
@@ -74,7 +73,7 @@ def measure(repeats: int, copies: int) -> list[dict[str, Any]]:
             for fmt, (dispatch, built) in layers.items():
                 for packed in (False, True):
                     dispatch.set((), packed)
-                    row["us"][kernel_name(packed, fmt)] = _best_us(lambda i: built[i](x), copies, repeats)
+                    row["us"][kernel_name(packed, fmt)] = _best_us(lambda i, b=built, x=x: b[i](x), copies, repeats)
             rows_out.append(row)
             print(row, flush=True)
     return rows_out

@@ -99,26 +99,6 @@ def test_engine_packs_on_cpu_unless_told_not_to(tokenizer):
         EngineConfig(cpu_linear="mkl")
 
 
-def test_bf16_weight_format_keeps_activations_in_fp32(tokenizer):
-    model = make_llama(len(tokenizer)).eval()
-    ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
-    with torch.inference_mode():
-        expected = model(ids).logits
-    if not packing_supported(torch.bfloat16):
-        with pytest.raises(ValueError, match="weight_format='bf16' needs bfloat16 products"):
-            Engine(model, tokenizer, EngineConfig(weight_format="bf16"), device="cpu")
-        return
-    engine = Engine(model, tokenizer, EngineConfig(weight_format="bf16"), device="cpu")
-    layers = [m for m in engine.model.modules() if isinstance(m, PackedLinear)]
-    assert layers and all(m.compute_dtype == torch.bfloat16 for m in layers)
-    assert all(m.weight.dtype == torch.float32 for m in layers)  # the originals are kept
-    with torch.inference_mode():
-        logits = engine.model(ids).logits
-    assert logits.dtype == torch.float32
-    assert not torch.equal(logits, expected)  # the products really ran in bfloat16
-    torch.testing.assert_close(logits, expected, atol=0.1, rtol=0.05)
-
-
 @pytest.mark.skipif(not packing_supported(torch.bfloat16), reason="covered by the refusal test below")
 @pytest.mark.parametrize("transposed", [False, True])
 def test_int8_paths_compute_the_same_weight_only_product(transposed):
@@ -148,24 +128,25 @@ def test_int8_paths_compute_the_same_weight_only_product(transposed):
     assert not torch.equal(by_int8pack, linear(x).detach())
 
 
-def test_int8_weight_format_quantizes_the_products_only(tokenizer):
+@pytest.mark.parametrize("fmt", ["bf16", "int8"])
+def test_low_precision_formats_change_the_products_only(fmt, tokenizer):
     model = make_llama(len(tokenizer)).eval()
     ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
     with torch.inference_mode():
         expected = model(ids).logits
     if not packing_supported(torch.bfloat16):
-        with pytest.raises(ValueError, match="weight_format='int8' needs bfloat16 products"):
-            Engine(model, tokenizer, EngineConfig(weight_format="int8"), device="cpu")
+        with pytest.raises(ValueError, match=f"weight_format='{fmt}' needs bfloat16 products"):
+            Engine(model, tokenizer, EngineConfig(weight_format=fmt), device="cpu")
         return
-    engine = Engine(model, tokenizer, EngineConfig(weight_format="int8"), device="cpu")
+    engine = Engine(model, tokenizer, EngineConfig(weight_format=fmt), device="cpu")
     layers = [m for m in engine.model.modules() if isinstance(m, PackedLinear)]
-    assert layers and all(m.int8 for m in layers)
+    assert layers and all(m.compute_dtype == torch.bfloat16 and m.int8 == (fmt == "int8") for m in layers)
     assert all(m.weight.dtype == torch.float32 for m in layers)  # the originals are kept
     with torch.inference_mode():
         logits = engine.model(ids).logits
-    assert logits.dtype == torch.float32
-    assert not torch.equal(logits, expected)
-    # Rounding every weight of a random model moves its logits by a few per cent, no more.
+    assert logits.dtype == torch.float32  # activations stay fp32
+    assert not torch.equal(logits, expected)  # the products really ran in low precision
+    # Rounding every weight (int8) or operand (bf16) of a random model moves its logits by a few per cent.
     assert (logits - expected).norm() / expected.norm() < 0.05
     # Training through the layers (specialist adapters) runs on the original weights.
     x = torch.randn(3, layers[0].in_features, requires_grad=True)
