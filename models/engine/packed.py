@@ -162,18 +162,16 @@ class PackedLinear(nn.Linear):
         if not (packed or plain):
             self._packed = self._plain = self._scales = self._scales_fp32 = self._bias = None
             return
-        q = None
-        if self._scales is None:
-            q, self._scales = quantize_per_channel(w)
+        if (packed and self._packed is None) or (plain and self._plain is None):
+            q, self._scales = quantize_per_channel(w)  # deterministic: the scales stay the same
             self._scales_fp32 = self._scales.float()
-        if packed and self._packed is None:
-            q = quantize_per_channel(w)[0] if q is None else q
-            self._packed = torch.ops.mkldnn._reorder_linear_weight(q.float(), _PACK_ROWS_HINT)
-        elif not packed:
+            if packed and self._packed is None:
+                self._packed = torch.ops.mkldnn._reorder_linear_weight(q.float().contiguous(), _PACK_ROWS_HINT)
+            if plain and self._plain is None:
+                self._plain = q.contiguous()
+        if not packed:
             self._packed = None
-        if plain and self._plain is None:
-            self._plain = (quantize_per_channel(w)[0] if q is None else q).contiguous()
-        elif not plain:
+        if not plain:
             self._plain = None
         self._bias = None if self.bias is None else self.bias.detach().float()
 
