@@ -203,7 +203,7 @@ class JobRepository:
     def transition(
         self, job_id: str, to_state: JobState | str, *, message: str | None = None,
         result: dict[str, Any] | None = None, error: str | None = None,
-        details: dict[str, Any] | None = None, owner: str | None = None,
+        details: dict[str, Any] | None = None, owner: str | None = None, checkpoint_path: str | None = None,
     ) -> JobRecord:  # fmt: skip
         """Move a job along the state machine; ConflictError if the move is not legal.
 
@@ -220,6 +220,8 @@ class JobRepository:
             values["message"] = message
         if details is not None:
             values["details"] = details
+        if checkpoint_path is not None:
+            values["checkpoint_path"] = checkpoint_path
         if to_state is JobState.QUEUED:
             values.update(_requeue(now))
         if to_state is JobState.RUNNING:

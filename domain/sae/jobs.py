@@ -188,8 +188,10 @@ class SaeJobs:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             await asyncio.to_thread(self.repo.transition, record.job_id, JobState.FAILED,
                                     message=f"Training failed: {reason}", error=reason,
-                                    details=pipeline.progress.details(), owner=self.lease.owner)
+                                    details=pipeline.progress.details(), owner=self.lease.owner,
+                                    checkpoint_path=pipeline.progress.checkpoint)
             return
+        # The last checkpoint may have been stored after the last progress write: record it here.
         await asyncio.to_thread(self.repo.transition, record.job_id, JobState.COMPLETED, result=result.to_json(),
                                 message=pipeline.message(), details=pipeline.progress.details(),
-                                owner=self.lease.owner)
+                                owner=self.lease.owner, checkpoint_path=pipeline.progress.checkpoint)

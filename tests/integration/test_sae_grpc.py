@@ -203,3 +203,15 @@ async def test_model_facts_and_host_status(stub):
     count = torch.cuda.device_count() if gpu.cuda_available else 0
     assert gpu.device_count == len(gpu.gpus) == count and gpu.HasField("current_device") == (count > 0)
     assert sorted(gpu.gpus) == [str(i) for i in range(count)]
+
+
+async def test_the_last_checkpoint_is_recorded_when_the_job_ends_between_progress_writes(tmp_path, tiny_model_dir):
+    # No progress write while the job runs: only the final one can record where the checkpoint went.
+    async with running(_settings(tmp_path, tiny_model_dir, progress_interval_s=3600.0)) as app:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            stub = pb_grpc.SaeTrainingServiceStub(channel)
+            await upload(stub, "docs.txt", CORPUS.encode())
+            created = await stub.CreateTrainingJob(job_request(max_epochs=2))
+            job = await wait_state(stub, created.job_id, TERMINAL)
+    assert job.state == common_pb2.JOB_STATE_COMPLETED, job.message
+    assert job.last_checkpoint == f"artifact://sae/jobs/{created.job_id}/checkpoints/checkpoint_2.pt"
