@@ -80,6 +80,17 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+async def access_lines(out: io.StringIO, *request_ids: str) -> list[dict]:
+    """The server's access-log lines once each of `request_ids` has one: a call is logged as its
+    handler unwinds, which can be just after the client has the reply."""
+    for _ in range(100):
+        lines = [line for line in json_lines(out.getvalue()) if line.get("logger") == "llmserve.access"]
+        if all(any(line.get("request_id") == rid for line in lines) for rid in request_ids):
+            break
+        await asyncio.sleep(0.05)
+    return lines
+
+
 async def access_entry(envoy: envoy_config.Envoy, request_id: str) -> dict:
     """Envoy's JSON access-log entry for `request_id` (Envoy flushes its log about once a second)."""
     async with asyncio.timeout(20):
@@ -175,10 +186,10 @@ async def test_a_refused_call_raises_the_rejection_counter_with_its_reason(limit
 async def test_envoy_request_id_reaches_the_server_log_and_the_access_log(envoy, http):
     with server_log() as out:
         resp = await http.post("/completion", json={"prompt": "Hi", "max_new_tokens": 2})
+        rid = resp.headers["x-request-id"]  # made by Envoy: the client sent none
+        lines = await access_lines(out, rid)
     assert resp.status_code == 200
-    rid = resp.headers["x-request-id"]  # made by Envoy: the client sent none
-    lines = json_lines(out.getvalue())
-    access = [line for line in lines if line["logger"] == "llmserve.access" and line.get("request_id") == rid]
+    access = [line for line in lines if line.get("request_id") == rid]
     assert len(access) == 1, lines
     line = access[0]
     assert line["service"] == GENERATION and line["method"] == "CompleteCompat" and line["code"] == "OK"
@@ -195,10 +206,10 @@ async def test_a_client_sent_request_id_is_kept_end_to_end(envoy, http):
         resp = await http.get("/v1/generation/models", headers={"x-request-id": rid})
         bad = await http.post("/completion", json={"prompt": "Hi", "top_p": 7},
                               headers={"x-request-id": rid + "-bad"})
+        lines = await access_lines(out, rid, rid + "-bad")
     assert resp.status_code == 200 and resp.headers["x-request-id"] == rid
     assert bad.status_code == 400 and bad.headers["x-request-id"] == rid + "-bad"
     assert any(d.get("request_id") == rid + "-bad" for d in bad.json()["details"])
-    lines = json_lines(out.getvalue())
     assert [line["method"] for line in lines if line.get("request_id") == rid] == ["ListModels"]
     assert [line["code"] for line in lines if line.get("request_id") == rid + "-bad"] == ["INVALID_ARGUMENT"]
     assert (await access_entry(envoy, rid))["path"] == "/v1/generation/models"
