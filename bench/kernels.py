@@ -45,9 +45,9 @@ def _best_us(fn: Callable[[int], Any], copies: int, repeats: int) -> float:
 
 
 def _formats() -> list[str]:
-    from models.engine.packed import packing_supported
+    from models.engine.packed import format_supported
 
-    return ["fp32"] + (["bf16", "int8"] if packing_supported(torch.bfloat16) else [])
+    return [fmt for fmt in ("fp32", "bf16", "int8") if format_supported(fmt)]
 
 
 @torch.inference_mode()

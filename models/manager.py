@@ -84,7 +84,7 @@ class ModelManager:
             observer = self._observer(spec.name) if self._observer else NULL_OBSERVER
             # The kernel choice is measured once per machine and kept beside the model copy.
             kernels = KernelCache(self._cache_dir / spec.name / "kernels", spec.name,
-                                  self._engine_config.kernel_cache_max_load)
+                                  self._engine_config.kernel_cache_max_other_cpu)
             engine = await device_thread.run(
                 lambda: Engine(loaded.model, loaded.tokenizer, self._engine_config, device=loaded.device,
                                observer=observer, kernel_cache=kernels))

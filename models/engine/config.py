@@ -75,11 +75,11 @@ class EngineConfig:
     "onednn" or "torch" forces one for every batch size (oneDNN gives a row the same bits
     whatever shares its batch)."""
 
-    kernel_cache_max_load: float | None = None
-    """Highest 1-minute load average at which a measured kernel choice (`cpu_linear = "auto"`)
-    is cached for later starts; None: the number of cores. Past one runnable thread per core,
-    other processes stall OpenMP barriers and the measurement favours single-threaded
-    kernels, right for that moment only; such a choice is used but measured again next start."""
+    kernel_cache_max_other_cpu: float = 0.25
+    """Highest share of the CPU (0-1) that other processes may use while the kernel choice
+    (`cpu_linear = "auto"`) is measured for it to be cached for later starts. Other work
+    stalls OpenMP barriers and the measurement then favours single-threaded kernels, right
+    for that moment only; such a choice is used but measured again at the next start."""
 
     num_threads: int | None = None
     """torch intra-op threads for the engine thread; None leaves torch's setting."""
@@ -101,6 +101,8 @@ class EngineConfig:
                      "kv_initial_len", "prefix_cache_tokens", "prefix_block_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1")
+        if not self.kernel_cache_max_other_cpu >= 0:
+            raise ValueError("EngineConfig.kernel_cache_max_other_cpu must be >= 0")
         if self.retry_after_s <= 0:
             raise ValueError("EngineConfig.retry_after_s must be > 0")
         if self.weight_format not in ("fp32", "bf16", "int8"):

@@ -39,7 +39,7 @@ from models.engine.config import EngineConfig
 from models.engine.packed import (
     PackedLinear,
     RowDispatch,
-    check_bf16,
+    check_weight_format,
     onednn_available,
     pack_linears,
     packed_layers,
@@ -97,14 +97,16 @@ class KernelPlan:
     source: str
     """"measured" (at this start), "cache" (an earlier start's measurement), "configured"
     (`engine.cpu_linear` names a kernel), "only" (one kernel available) or "pending"
-    (oneDNN for every batch size until the measurement, run between the engine's first
-    steps, is done)."""
+    (`pending_plan` until the measurement, run between the engine's first steps, is done)."""
     key: dict[str, Any] = field(default_factory=dict)
     """What the choice depends on (machine, torch, model, dtype, threads)."""
     measure_s: float = 0.0
     """Seconds the measurement took (when it was made)."""
     load: float = 0.0
-    """1-minute load average of the machine when measured (a busy machine blurs the choice)."""
+    """1-minute load average of the machine when measured (the engine's own work included)."""
+    other_cpu: float = 0.0
+    """Share of the machine's CPU time that other processes used while the measurement ran
+    (a busy machine blurs the choice)."""
 
     @classmethod
     def fixed(cls, kernel: str, source: str, key: dict[str, Any] | None = None) -> KernelPlan:
@@ -135,7 +137,7 @@ class KernelPlan:
         return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "measure_s": self.measure_s, "load": self.load,
+        return {"key": self.key, "measure_s": self.measure_s, "load": self.load, "other_cpu": self.other_cpu,
                 "buckets": [asdict(b) for b in self.buckets]}
 
     @classmethod
@@ -146,7 +148,7 @@ class KernelPlan:
         if not buckets:
             raise ValueError("no buckets")
         return cls(buckets, source, dict(data["key"]), float(data.get("measure_s", 0.0)),
-                   float(data.get("load", 0.0)))
+                   float(data.get("load", 0.0)), float(data.get("other_cpu", 0.0)))
 
 
 def _cpuinfo() -> tuple[str, list[str]]:
@@ -195,13 +197,15 @@ def choice_key(model: nn.Module, config: EngineConfig, model_name: str) -> dict[
 class KernelCache:
     """Kernel plans of one model, one JSON file per key, in `folder` (beside the model copy)."""
 
-    def __init__(self, folder: Path, model_name: str, max_load: float | None = None) -> None:
+    def __init__(self, folder: Path, model_name: str, max_other_cpu: float = 0.25) -> None:
         self.folder = folder
         self.model_name = model_name
-        self.max_load = float(os.cpu_count() or 1) if max_load is None else max_load
-        """Highest 1-minute load average at which a measurement is kept: past one runnable
-        thread per core, other processes stall an OpenMP team's barriers, which favours
-        single-threaded kernels: right for that moment, wrong once the machine is quiet."""
+        self.max_other_cpu = max_other_cpu
+        """Highest share of the CPU that other processes may have used during a measurement
+        that is kept: they stall an OpenMP team's barriers, which favours single-threaded
+        kernels: right for that moment, wrong once the machine is quiet. (Not the load
+        average: the engine's own serving, between whose steps the measurement runs, counts
+        in it, so on a small machine no measurement made while serving would ever be kept.)"""
 
     def path(self, key: dict[str, Any]) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -231,6 +235,55 @@ class KernelCache:
             log.warning("could not cache the kernel choice in %s: %s", path, exc)
 
 
+def _cpu_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    ticks = [int(v) for v in fields[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def pending_plan(weight_format: str, key: dict[str, Any]) -> KernelPlan:
+    """What serves until the measurement is done: oneDNN for every batch size, except int8's
+    few rows, where torch's int8 kernel was 2x faster than oneDNN on both CPU kinds measured
+    (AVX2 EPYC, AVX-512 Xeon; `bench/kernels.md`)."""
+    if weight_format != "int8":
+        return KernelPlan.fixed(kernel_name(True, weight_format), "pending", key)
+    return KernelPlan((BucketChoice(1, 8, kernel_name(False, weight_format)),
+                       BucketChoice(9, None, kernel_name(True, weight_format))), "pending", key)
+
+
+class OtherProcessesCpu:
+    """CPU time other processes take while this one works: the machine's busy time less
+    this process's own (every thread of it), summed over the intervals `start`..`stop`."""
+
+    def __init__(self) -> None:
+        self._others = self._wall = 0.0
+        self._mark: tuple[float, float, float] | None = None
+
+    def start(self) -> None:
+        busy = _cpu_busy_s()
+        self._mark = None if busy is None else (busy, time.process_time(), time.perf_counter())
+
+    def stop(self) -> None:
+        if self._mark is None or (busy := _cpu_busy_s()) is None:
+            return
+        busy0, own0, t0 = self._mark
+        self._others += max(0.0, (busy - busy0) - (time.process_time() - own0))
+        self._wall += time.perf_counter() - t0
+        self._mark = None
+
+    def share(self) -> float:
+        """Their share of all cores' time over the intervals (0 where it cannot be read)."""
+        return self._others / (self._wall * (os.cpu_count() or 1)) if self._wall else 0.0
+
+
 class Measurement:
     """Times every packed layer of a model through both paths per bucket, in small units
     (`units()`: a generator, so the engine runs them between its steps and keeps serving
@@ -244,6 +297,7 @@ class Measurement:
         self.weight_format = weight_format
         self.key = key
         self.cache = cache
+        self._others = OtherProcessesCpu()
 
     def run(self) -> KernelPlan:
         """All units at once (a benchmark, a test, an engine not serving yet)."""
@@ -273,13 +327,14 @@ class Measurement:
             choices.append(BucketChoice(lo, hi, kernel_name(not plain_wins, self.weight_format),
                                         {kernel_name(True, self.weight_format): round(1e3 * packed_s, 3),
                                          kernel_name(False, self.weight_format): round(1e3 * plain_s, 3)}))
-        plan = KernelPlan(tuple(choices), "measured", self.key, round(spent, 3), os.getloadavg()[0])
+        plan = KernelPlan(tuple(choices), "measured", self.key, round(spent, 3), os.getloadavg()[0],
+                          round(self._others.share(), 3))
         self.dispatch.set(*plan.dispatch_table())
         for layer in self.layers:  # the copies of a path no bucket takes are dropped
             layer.keep(packed=self.dispatch.uses(True), plain=self.dispatch.uses(False))
-        if self.cache is not None and plan.load > self.cache.max_load:
-            log.warning("kernel choice measured with a 1-minute load of %.1f on %d cores: used, not cached",
-                        plan.load, os.cpu_count())
+        if self.cache is not None and plan.other_cpu > self.cache.max_other_cpu:
+            log.warning("kernel choice measured while other processes used %.0f%% of the CPU: used, not cached",
+                        100 * plan.other_cpu)
         elif self.cache is not None:
             self.cache.write(plan)
         _log_plan(plan)
@@ -294,11 +349,13 @@ class Measurement:
     def _timed_unit(self, fn, *args) -> float:
         # The engine serves between units: its own choice is back in force after each.
         saved = self.dispatch.state()
+        self._others.start()
         t0 = time.perf_counter()
         try:
             fn(*args)
         finally:
             self.dispatch.set(*saved)
+            self._others.stop()
         return time.perf_counter() - t0
 
     def _warm_up(self, xs: dict[int, torch.Tensor]) -> None:
@@ -333,8 +390,7 @@ def install_linear_kernels(model: nn.Module, config: EngineConfig, device: torch
     Runs on the engine's thread, after its thread count is set: the measurement must see
     the threads the engine will run with. Returns (plan, measurement); (None, None) off the CPU."""
     fmt = config.weight_format
-    if fmt != "fp32":
-        check_bf16(device, fmt)
+    check_weight_format(device, fmt)
     if device.type != "cpu":
         return None, None
     if not onednn_available():
@@ -350,7 +406,7 @@ def install_linear_kernels(model: nn.Module, config: EngineConfig, device: torch
     compute_dtype = None if fmt == "fp32" else torch.bfloat16
     pending = plan is None
     if pending:
-        plan = KernelPlan.fixed(kernel_name(True, fmt), "pending", key)
+        plan = pending_plan(fmt, key)
     dispatch = RowDispatch(*plan.dispatch_table())
     pack_linears(model, compute_dtype, dispatch, int8=fmt == "int8")
     layers = packed_layers(model)

@@ -126,7 +126,7 @@ async def test_health_shows_the_kernel_choice_measured_at_the_first_start_and_re
         tmp_path: Path, tiny_model_dir: Path):
     # Cached whatever the load: this test is about the cache, not about a quiet machine.
     settings = make_settings(tmp_path, tiny_specs(tiny_model_dir), "tiny",
-                             engine=EngineConfig(kernel_cache_max_load=1e9))
+                             engine=EngineConfig(kernel_cache_max_other_cpu=1.0))
     async with running(settings) as app:
         engine = app.manager.loaded("tiny").engine
         # SERVING comes first; the measurement runs between the engine's steps after it.

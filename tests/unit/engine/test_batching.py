@@ -17,7 +17,7 @@ from engine_testlib import collect, wait_steps
 from models.engine.config import EngineConfig
 from models.engine.engine import Engine
 from models.engine.kernels import BUCKETS, BucketChoice, KernelPlan
-from models.engine.packed import onednn_available, packing_supported
+from models.engine.packed import format_supported, onednn_available
 from models.generation import ChatTurn, chat_prompt_ids
 from models.loading import load_model
 from models.registry import default_specs
@@ -74,9 +74,9 @@ def _kernel_plans() -> dict[str, KernelPlan]:
 
 
 KERNEL_PLANS = _kernel_plans()
-BF16_KERNELS = ["torch-bf16", "onednn-bf16", "torch-int8", "onednn-int8", "mixed-int8"] \
-    if packing_supported(torch.bfloat16) else []
-"""Kernels of the bf16 and int8 weight formats (both need bf16 products); "mixed-int8"
+BF16_KERNELS = (["torch-bf16", "onednn-bf16"] if format_supported("bf16") else []) \
+    + (["torch-int8", "onednn-int8", "mixed-int8"] if format_supported("int8") else [])
+"""Kernels of the bf16 and int8 weight formats, where this CPU runs them; "mixed-int8"
 alternates int8's two kernels over the buckets."""
 MIXED_INT8 = KernelPlan(tuple(BucketChoice(lo, hi, "torch-int8" if i % 2 == 0 else "onednn-int8")
                               for i, (lo, hi, _) in enumerate(BUCKETS)), "configured")

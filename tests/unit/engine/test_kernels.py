@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -19,9 +20,9 @@ from models.engine.engine import Engine
 from models.engine.kernels import BUCKETS, KernelCache, KernelPlan
 from models.engine.packed import (
     PackedLinear,
+    format_supported,
     onednn_available,
     packed_layers,
-    packing_supported,
 )
 from models.sampling_policy import SamplingParams
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build
 @pytest.fixture
 def cache(tmp_path):
     # Any load: the test is about caching, not about whether this machine is quiet.
-    return KernelCache(tmp_path / "kernels", "tiny", max_load=math.inf)
+    return KernelCache(tmp_path / "kernels", "tiny", max_other_cpu=math.inf)
 
 
 def _engine(tokenizer, cache=None, plan=None, threads=1, model=None, **config) -> Engine:
@@ -54,6 +55,41 @@ async def test_without_a_choice_onednn_serves_until_the_measurement_between_step
     layers = packed_layers(engine.model)
     assert all((m._packed is not None) == ("onednn" in plan.kernels) for m in layers)
     assert all((m._plain is not None) == ("torch" in plan.kernels) for m in layers)
+
+
+@pytest.mark.skipif(not format_supported("int8"), reason="int8 is refused on this CPU (tested below)")
+def test_int8_serves_its_few_rows_on_torch_until_the_measurement(tokenizer, make_engine):
+    engine = make_engine(make_llama(len(tokenizer)), weight_format="int8")
+    plan = engine.kernels
+    assert plan.source == "pending"
+    assert [plan.kernel_for(r) for r in (1, 8, 9, 64)] == ["torch-int8", "torch-int8", "onednn-int8", "onednn-int8"]
+
+
+def test_other_processes_cpu_counts_other_processes_not_this_one():
+    import subprocess
+    import sys
+    import time
+
+    def measured(seconds: float) -> float:
+        meter = kernels.OtherProcessesCpu()
+        meter.start()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:  # this process busy: not "other" work
+            pass
+        meter.stop()
+        return meter.share()
+
+    cores = os.cpu_count() or 1
+    assert measured(0.5) < 0.5 / cores
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(min(cores, 4))]
+    try:
+        time.sleep(0.3)  # started and spinning
+        # Each spinner takes a core (or shares one with this process): well above zero.
+        assert measured(1.0) > 0.5 * min(cores, 4) / cores / 2
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
 
 
 def test_the_choice_is_measured_per_bucket_then_read_from_the_cache(tokenizer, cache):
@@ -97,7 +133,7 @@ def test_a_damaged_or_foreign_cache_file_is_measured_again(tokenizer, cache):
 
 
 def test_a_measurement_on_a_busy_machine_is_used_but_not_cached(tokenizer, tmp_path):
-    cache = KernelCache(tmp_path / "k", "tiny", max_load=-1.0)  # every load counts as busy
+    cache = KernelCache(tmp_path / "k", "tiny", max_other_cpu=-1.0)  # any other work counts as busy
     assert _engine(tokenizer, cache).kernels.source == "measured"
     assert not list((tmp_path / "k").glob("kernels-*.json"))
 
@@ -142,8 +178,8 @@ def test_unused_weight_copies_are_dropped(tokenizer):
 
 @pytest.mark.parametrize("fmt", ["bf16", "int8"])
 def test_low_precision_candidates_are_the_formats_own_kernels(fmt, tokenizer, cache):
-    if not packing_supported(torch.bfloat16):  # an AVX2-only CPU: refused at start, with the reason
-        with pytest.raises(Exception, match=f"weight_format='{fmt}' needs bfloat16 products"):
+    if not format_supported(fmt):  # bf16 on an AVX2-only CPU: refused at start, with the reason
+        with pytest.raises(Exception, match=f"weight_format='{fmt}' needs"):
             _engine(tokenizer, cache, weight_format=fmt)
         return
     plan = _engine(tokenizer, cache, weight_format=fmt).kernels
