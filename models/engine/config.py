@@ -81,6 +81,11 @@ class EngineConfig:
     stalls OpenMP barriers and the measurement then favours single-threaded kernels, right
     for that moment only; such a choice is used but measured again at the next start."""
 
+    fast_forward: bool = True
+    """Run Llama-family models (Llama, Mistral, SmolLM2) through the engine's own forward
+    (`models/engine/fast_forward.py`: the same weights and kernels, fewer operations per
+    step); False, or any other architecture: transformers' forward."""
+
     num_threads: int | None = None
     """torch intra-op threads for the engine thread; None leaves torch's setting."""
 

@@ -36,13 +36,16 @@ class HiddenTaps:
     """Forward hooks on decoder layers that call `RowHook.on_hidden` for routed rows.
 
     Before each forward the worker calls `set_routes({layer: [route, ...]})`; a module
-    hook is installed only on layers that have routes and removed when none remain.
+    hook is installed only on layers that have routes and removed when none remain. A
+    forward that does not go through the layer modules (the engine's fast path) asks for
+    no module hooks and calls `apply` after each layer instead.
     Hook errors are collected in `errors` (keyed by the route's row key) instead of
     aborting the forward for every row.
     """
 
-    def __init__(self, layers: nn.ModuleList) -> None:
+    def __init__(self, layers: nn.ModuleList, module_hooks: bool = True) -> None:
         self._layers = layers
+        self._module_hooks = module_hooks
         self._routes: dict[int, list[Route]] = {}
         self._handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         self.errors: dict[object, BaseException] = {}
@@ -60,6 +63,8 @@ class HiddenTaps:
 
     def set_routes(self, routes: dict[int, list[Route]]) -> None:
         self._routes = routes
+        if not self._module_hooks:
+            return
         for layer in list(self._handles):
             if layer not in routes:
                 self._handles.pop(layer).remove()
@@ -70,21 +75,29 @@ class HiddenTaps:
     def clear(self) -> None:
         self.set_routes({})
 
+    @property
+    def active(self) -> bool:
+        """Whether some layer has routes in this forward."""
+        return bool(self._routes)
+
+    def apply(self, layer: int, hidden: torch.Tensor) -> None:
+        """Run the routed rows' `on_hidden` on layer `layer`'s output, editing it in place."""
+        for b, start, end, row_hook, key in self._routes.get(layer, ()):
+            if key in self.errors:
+                continue
+            view = hidden[b:b + 1, start:end]
+            try:
+                new = row_hook.on_hidden(layer, view)
+                if new is not None and new is not view:
+                    if new.shape != view.shape:
+                        raise ValueError(f"on_hidden returned shape {tuple(new.shape)}, expected {tuple(view.shape)}")
+                    view.copy_(new)
+            except Exception as exc:  # one row's hook must not fail the batch
+                self.errors[key] = exc
+
     def _make_hook(self, layer: int):
         def hook(module, args, output):
-            hidden = output[0] if isinstance(output, tuple) else output
-            for b, start, end, row_hook, key in self._routes.get(layer, ()):
-                if key in self.errors:
-                    continue
-                view = hidden[b:b + 1, start:end]
-                try:
-                    new = row_hook.on_hidden(layer, view)
-                    if new is not None and new is not view:
-                        if new.shape != view.shape:
-                            raise ValueError(f"on_hidden returned shape {tuple(new.shape)}, expected {tuple(view.shape)}")
-                        view.copy_(new)
-                except Exception as exc:  # one row's hook must not fail the batch
-                    self.errors[key] = exc
+            self.apply(layer, output[0] if isinstance(output, tuple) else output)
             return None  # hidden was edited in place
 
         return hook

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from models.engine.fast_forward import LlamaFastForward
 from models.engine.hooks import HiddenTaps, find_decoder_layers, overrides, prefix_policy
 from models.engine.kv_cache import SlotKVCache
 from models.engine.prefix_cache import PrefixCache, PrefixHit
@@ -75,7 +76,8 @@ class Worker:
     """Executes scheduler decisions on the model; single-threaded (the engine thread)."""
 
     def __init__(self, model, *, max_rows: int, max_seq_len: int, kv_cache_tokens: int,
-                 kv_initial_len: int, prefix_cache_tokens: int = 0, prefix_block_tokens: int = 16) -> None:
+                 kv_initial_len: int, prefix_cache_tokens: int = 0, prefix_block_tokens: int = 16,
+                 fast_forward: bool = True) -> None:
         self.model = model
         self.device = next(model.parameters()).device
         cfg = model.config
@@ -93,9 +95,14 @@ class Worker:
             head_dim=head_dim, v_head_dim=head_dim, dtype=dtype, device=self.device)
         self._hits: dict[str, PrefixHit] = {}
         """Matches reserved by the scheduler this step, copied into slots by `execute`."""
-        self.taps = HiddenTaps(find_decoder_layers(model))
+        unsupported = LlamaFastForward.supports(model) if fast_forward else "turned off"
+        self._fast = LlamaFastForward(model) if unsupported is None else None
+        """The engine's own forward (`fast_forward.py`), or None: transformers' forward."""
+        self.forward_path = "engine" if self._fast else f"transformers ({unsupported})"
+        self.taps = HiddenTaps(find_decoder_layers(model), module_hooks=self._fast is None)
         # SDPA/flash take boolean masks; eager attention adds the mask to the scores.
-        self._bool_mask = getattr(cfg, "_attn_implementation", "sdpa") in ("sdpa", "flash_attention_2")
+        self._bool_mask = self._fast is not None or getattr(cfg, "_attn_implementation", "sdpa") in (
+            "sdpa", "flash_attention_2")
         self._mask_dtype = dtype
         self.rows: list[_Row] = []
         self._by_id: dict[str, _Row] = {}
@@ -294,6 +301,10 @@ class Worker:
         else:
             mask = torch.zeros(allowed.shape, dtype=self._mask_dtype, device=self.device)
             mask.masked_fill_(~allowed, torch.finfo(self._mask_dtype).min)
+        if self._fast is not None:
+            return self._fast.call_through(self.model, input_ids=input_ids, position_ids=position_ids,
+                                           attention_mask=mask, cache=self.cache, logits_to_keep=logits_to_keep,
+                                           on_layer=self.taps.apply if self.taps.active else None)
         result = self.model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask,
                             cache=self.cache, use_cache=True, logits_to_keep=logits_to_keep)
         return result.logits
