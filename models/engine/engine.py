@@ -69,6 +69,7 @@ class Engine:
                               kv_cache_tokens=config.kv_cache_tokens, kv_initial_len=config.kv_initial_len,
                               prefix_cache_tokens=config.prefix_cache_tokens if config.prefix_cache else 0,
                               prefix_block_tokens=config.prefix_block_tokens, fast_forward=config.fast_forward)
+        log.info("forward pass of %s: %s", type(model).__name__, self._worker.forward_path)
         self._scheduler = Scheduler(
             max_batch_rows=config.max_batch_rows, max_queued_requests=config.max_queued_requests,
             max_queued_tokens=config.max_queued_tokens, prefill_token_budget=config.prefill_token_budget,
