@@ -6,10 +6,10 @@ Held-out text: the seed documents (`../shared/seeds/*.txt`, sorted, joined by bl
 lines; nothing in the engine is tuned on them), their first `--windows` x `--window`
 tokens, each window scored on its own (teacher forcing, no context carried over).
 Each format is applied by the engine itself (`Engine(...)` on a fresh copy of the
-model), so the scored model is the one that would serve. Also scored, to document
-why `"int8"` was removed: torch's dynamic int8 (per tensor and per channel), and
-weight-only int8 per channel (weights rounded to int8 and back, so quality only:
-this torch has no weight-only int8 CPU kernel faster than fp32, see bench/kernels.md).
+model) and scored through the forward the engine runs it with, so the scored model is
+the one that would serve. Also scored, to document why the old `"int8"` was removed:
+torch's dynamic int8 (per tensor and per channel); and emulations of bf16 and weight-only
+int8 (weights rounded and back), which score their quality on CPUs that cannot run them.
 
     python -m bench.perplexity [--windows 8] [--window 512]   -> bench/perplexity.md
 """
@@ -49,11 +49,25 @@ def held_out_ids(tokenizer: Any, windows: int, window: int, seeds: Path = SEEDS)
     return [ids[i * window:(i + 1) * window] for i in range(windows)], source
 
 
+def _logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Through the forward the engine serves this model with: its own (fast_forward.py)
+    where it supports the model, else transformers'."""
+    from transformers import DynamicCache
+
+    from models.engine.fast_forward import LlamaFastForward
+
+    if LlamaFastForward.supports(model) is not None:
+        return model(ids).logits
+    t = ids.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool).tril()[None, None]
+    return LlamaFastForward(model)(ids, torch.arange(t)[None], causal, DynamicCache(), 0)
+
+
 @torch.inference_mode()
 def perplexity(model: nn.Module, windows: list[torch.Tensor]) -> float:
     nll, count = 0.0, 0
     for w in windows:
-        logits = model(w[None]).logits[0, :-1].float()
+        logits = _logits(model, w[None])[0, :-1].float()
         nll += torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum").item()
         count += len(w) - 1
     return math.exp(nll / count)
@@ -218,9 +232,9 @@ NOTES = (
     "most activations keep few of its 127 levels (measured below: under one at the worst linear) and quality "
     "collapses whatever the weight granularity. Today's `weight_format=\"int8\"` is weight-only: int8 weights "
     "per output channel, bf16 activations, fp32 sums (torch's `_weight_int8pack_mm` at the few rows where it is "
-    "faster, bench/kernels.md). bf16 and int8 run where the CPU's oneDNN has bfloat16 products (AVX-512 or "
-    "AVX-NE-CONVERT) and are refused at start elsewhere; their quality is also scored on any CPU by the "
-    "emulated rows."
+    "faster, bench/kernels.md). bf16 runs where the CPU's oneDNN has bfloat16 products (AVX-512 or "
+    "AVX-NE-CONVERT) and is refused at start elsewhere; int8 runs on AVX2 CPUs too. Their quality is also "
+    "scored on any CPU by the emulated rows."
 )
 
 

@@ -191,6 +191,7 @@ def run_server(sections: list[str], profile: Profile, plans: dict[int, list[Any]
     with timed("server_start"):
         server = ServerProcess(work, label="server").start()
     log(f"llmserve SERVING on port {server.port} after {server.ready_s:.1f} s (log {server.log_path})")
+    log(f"linear kernels {server.settle_kernels()}")
     target = f"127.0.0.1:{server.port}"
     try:
         if "grpc" in sections:
@@ -225,8 +226,14 @@ def run_server(sections: list[str], profile: Profile, plans: dict[int, list[Any]
     with timed("weights"):
         for fmt in other_fmts:
             data: dict[str, Any] = {}
+            refused = weights.refused(fmt)
+            if refused:
+                out["weights"]["formats"][fmt] = {"error": f"refused on this CPU: {refused}"}
+                log(f"weights {fmt}: {refused}")
+                continue
             try:
                 with ServerProcess(work, engine={"weight_format": fmt}, label=f"server-{fmt}") as srv:
+                    log(f"weights {fmt}: linear kernels {srv.settle_kernels()}")
                     t = f"127.0.0.1:{srv.port}"
                     measured = asyncio.run(_levels(t, {c: plans[c] for c in profile.weight_levels},
                                                    profile.weight_levels, profile.sampling, warm, f"weights {fmt}"))

@@ -83,6 +83,22 @@ class ServerProcess:
         self.ready_s = time.perf_counter() - t0
         return self
 
+    def settle_kernels(self, timeout_s: float = 300.0) -> str:
+        """Wait until the engine's linear-kernel choice is no longer pending (without a cached
+        choice the engine measures between its first steps, which slows them): what is
+        measured afterwards is the steady state. Returns the choice's source."""
+        from llmserve.server.v1 import server_service_pb2 as pb
+        from llmserve.server.v1 import server_service_pb2_grpc as pb_grpc
+
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            stub = pb_grpc.ServerServiceStub(channel)
+            while True:
+                source = stub.GetHealth(pb.GetHealthRequest(), timeout=10).linear_kernels_source
+                if source != "pending" or time.monotonic() > deadline:
+                    return source
+                time.sleep(self.poll_s)
+
     @staticmethod
     def _env() -> dict[str, str]:
         from bench import SOURCE_PATHS

@@ -27,6 +27,19 @@ def formats() -> tuple[str | None, tuple[str, ...], str]:
     return str(default), tuple(c for c in choices if c != default), ""
 
 
+def refused(fmt: str) -> str | None:
+    """Why the engine refuses `fmt` on this machine's CPU, or None."""
+    import torch
+
+    from models.engine.packed import check_weight_format
+
+    try:
+        check_weight_format(torch.device("cpu"), fmt)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def agreement(reference: Sequence[Sequence[int]], other: Sequence[Sequence[int]], n: int) -> dict[str, Any]:
     """Share of the first `n` positions where both token sequences hold the same token
     (a position only one of them reached counts as a mismatch; both ended counts as neither)."""
